@@ -1,0 +1,161 @@
+/*
+ * bizpulse-aggregate: turns business_events into per-interval metrics (DESIGN §6).
+ *
+ *   bizpulse-aggregate [serve]       HTTP: POST / from Cloud Scheduler or a PingSource
+ *   bizpulse-aggregate tick          one tick now, result as JSON on stdout
+ *   bizpulse-aggregate migrate       apply schema migrations and exit
+ *   bizpulse-aggregate check-config  validate BIZPULSE_METRICS (or the file given) and exit
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregate.h"
+#include "app.h"
+#include "cloudevents.h"
+#include "db/migrate.h"
+#include "log.h"
+#include "metrics.h"
+#include "timefmt.h"
+
+/* Which trigger woke us, as text for the emitted events; BP_EINVAL when the request is none of
+ * the accepted triggers. */
+static int describe_trigger(const bp_http_request_t *req, char *out, size_t outsz, bp_err_t *err)
+{
+    const char *job = bp_http_header(req, "x-cloudscheduler-jobname");
+    if (job != NULL) {
+        const char *at = bp_http_header(req, "x-cloudscheduler-scheduletime");
+        snprintf(out, outsz, "scheduler:%.100s@%.40s", job, at ? at : "");
+        return 0;
+    }
+    bp_ce_t ev;
+    int rc = bp_ce_decode(req->headers, req->num_headers, req->body, req->body_len, &ev, err);
+    if (rc != 0)
+        return bp_err_set(err, rc,
+                          "expected a Cloud Scheduler POST (X-CloudScheduler-JobName header) or a PingSource "
+                          "CloudEvent: %s",
+                          err->msg);
+    if (strcmp(ev.type, BP_CE_TYPE_PING) != 0) {
+        rc = bp_err_set(err, BP_EINVAL, "CloudEvent type '%.80s' does not trigger aggregation (expected %s)", ev.type,
+                        BP_CE_TYPE_PING);
+    } else {
+        snprintf(out, outsz, "ping:%.100s", ev.id);
+    }
+    bp_ce_clear(&ev);
+    return rc;
+}
+
+static void handle_tick(void *wctx, const bp_http_request_t *req, bp_http_response_t *res)
+{
+    bp_worker_t *w = wctx;
+    bp_err_t err;
+    bp_err_clear(&err);
+    char trigger[200];
+    bp_agg_options_t opts;
+    if (describe_trigger(req, trigger, sizeof(trigger), &err) != 0 || bp_agg_options_from_env(&opts, &err) != 0) {
+        bp_http_respond_err(res, &err);
+        return;
+    }
+    opts.trigger = trigger;
+    bp_buf_t out;
+    bp_buf_init(&out, 1 << 20);
+    int rc = bp_buf_append(&out, "{\"status\":\"ok\",\"metrics\":", 25);
+    if (rc == 0)
+        rc = bp_agg_tick(w, &opts, &out, &err);
+    if (rc == 0)
+        rc = bp_buf_append(&out, "}", 1);
+    if (rc != 0) {
+        if (err.code == BP_OK)
+            bp_err_set(&err, rc, "cannot build the response");
+        bp_http_respond_err(res, &err);
+    } else {
+        bp_http_respond_json(res, 200, out.base);
+        res->run_after = true;
+    }
+    bp_buf_free(&out);
+}
+
+static const bp_http_route_t routes[] = {
+    {"POST", "/", "tick", handle_tick},
+};
+
+static int cmd_tick(bp_app_t *app, bp_err_t *err)
+{
+    bp_worker_t *w = bp_worker_new(app, err);
+    if (w == NULL)
+        return err->code;
+    bp_agg_options_t opts;
+    bp_buf_t out;
+    bp_buf_init(&out, 1 << 20);
+    int rc = bp_agg_options_from_env(&opts, err);
+    if (rc == 0) {
+        opts.trigger = "cli";
+        rc = bp_db_connect_wait(w->db, 10000, err);
+    }
+    if (rc == 0)
+        rc = bp_agg_tick(w, &opts, &out, err);
+    if (rc == 0) {
+        printf("%s\n", out.base);
+        bp_worker_flush_outbox(w);
+    }
+    bp_buf_free(&out);
+    bp_worker_free(w);
+    return rc;
+}
+
+static int cmd_migrate(bp_err_t *err)
+{
+    bp_db_t *db = bp_db_new();
+    if (db == NULL)
+        return bp_err_set(err, BP_ENOMEM, "out of memory");
+    int applied = 0;
+    int rc = bp_db_connect_wait(db, 30000, err);
+    if (rc == 0)
+        rc = bp_db_migrate_run(db, &applied, err);
+    if (rc == 0)
+        printf("{\"status\":\"ok\",\"applied\":%d,\"version\":%d}\n", applied, bp_db_migrate_latest());
+    bp_db_free(db);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : "serve";
+    bp_err_t err;
+    bp_err_clear(&err);
+    bp_log_init("aggregate");
+    bp_metrics_register("bizpulse_aggregate_intervals_total", BP_METRIC_COUNTER, "Intervals recomputed.");
+    bp_metrics_register("bizpulse_aggregate_changed_total", BP_METRIC_COUNTER,
+                        "Intervals whose stored value was new or changed.");
+    int rc;
+    if (strcmp(cmd, "migrate") == 0) {
+        rc = cmd_migrate(&err);
+    } else if (strcmp(cmd, "check-config") == 0) {
+        bp_config_t *cfg = NULL;
+        rc = bp_config_load(argc > 2 ? argv[2] : getenv("BIZPULSE_METRICS"), &cfg, &err);
+        if (rc == 0)
+            rc = bp_agg_check_config(cfg, &err);
+        if (rc == 0)
+            printf("%s: %zu metric(s) OK\n", cfg->path, cfg->num_metrics);
+        bp_config_free(cfg);
+    } else if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "tick") == 0) {
+        bp_app_t app;
+        rc = bp_app_init(&app, "aggregate", &err);
+        if (rc == 0)
+            rc = bp_agg_check_config(app.config, &err);
+        if (rc == 0)
+            rc = strcmp(cmd, "tick") == 0 ? cmd_tick(&app, &err)
+                                          : bp_app_serve(&app, routes, sizeof(routes) / sizeof(routes[0]), &err);
+        bp_app_free(&app);
+    } else {
+        fprintf(stderr, "usage: bizpulse-aggregate [serve|tick|migrate|check-config [FILE]]\n");
+        return 2;
+    }
+    bp_metrics_free();
+    if (rc != 0) {
+        bp_log(BP_LOG_ERROR, "%s: %s", cmd, err.msg);
+        fprintf(stderr, "bizpulse-aggregate %s: %s\n", cmd, err.msg);
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,262 @@
+#include "detect.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "inbox.h"
+#include "incident.h"
+#include "json.h"
+#include "log.h"
+#include "metrics.h"
+#include "sigma3.h"
+#include "timefmt.h"
+
+#define MAX_POINTS (400 * 1000) /* a year of minutes plus history: the ceiling of one event */
+
+/* Serialises detect runs of one metric across replicas: the incident decision reads then
+ * writes, so two concurrent runs could both open one. Transaction-scoped. */
+static const bp_db_stmt_t lock_sql = {
+    "bp_det_lock", "SELECT pg_advisory_xact_lock(hashtext('bizpulse.detect'), hashtext($1))", 1};
+
+static const bp_db_stmt_t points_sql = {
+    "bp_det_points",
+    "SELECT extract(epoch FROM metric_timestamp)::bigint AS ts, metric_value AS value FROM aggregated_metrics"
+    " WHERE metric_name = $1 AND series = '' AND metric_timestamp >= to_timestamp($2::bigint)"
+    " AND metric_timestamp < to_timestamp($3::bigint) ORDER BY metric_timestamp",
+    3};
+
+/* One statement for the whole window: arrays in, one UPDATE out. */
+static const bp_db_stmt_t store_sql = {
+    "bp_det_store",
+    "UPDATE aggregated_metrics m SET is_anomaly = u.anomaly, anomaly_score = u.score, expected = u.mean,"
+    " lower_bound = u.lower, upper_bound = u.upper, method = 'sigma3', scored_at = now(),"
+    " anomaly_context = CASE WHEN u.verdict THEN jsonb_build_object('method', 'sigma3', 'state', 'scored',"
+    "   'mean', u.mean, 'stddev', u.sd, 'lower', u.lower, 'upper', u.upper, 'window', u.n,"
+    "   'reason', format('value %s is %s the 3-sigma band [%s, %s] of the trailing %s points', m.metric_value,"
+    "     CASE WHEN u.anomaly THEN 'outside' ELSE 'inside' END, round(u.lower::numeric, 2), round(u.upper::numeric, 2), u.n))"
+    "  ELSE jsonb_build_object('method', 'sigma3', 'state', 'learning', 'window', u.n,"
+    "   'reason', format('learning: %s of the 90 points of history the 3-sigma rule needs', u.n)) END"
+    " FROM unnest($2::bigint[], $3::bool[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::float8[],"
+    "             $9::int[], $10::bool[]) AS u(ts, anomaly, score, mean, sd, lower, upper, n, verdict)"
+    " WHERE m.metric_name = $1 AND m.series = '' AND m.metric_timestamp = to_timestamp(u.ts)",
+    10};
+
+int bp_detect_options_from_env(bp_detect_options_t *o, bp_err_t *err)
+{
+    long window, min, span, resolve;
+    int rc;
+    if ((rc = bp_config_env_int("BIZPULSE_DETECT_ALERT_WINDOW_S", 3600, 60, 366L * 86400, &window, err)) != 0 ||
+        (rc = bp_config_env_int("BIZPULSE_DETECT_MIN_ANOMALIES", 2, 1, 100, &min, err)) != 0 ||
+        (rc = bp_config_env_int("BIZPULSE_DETECT_OPEN_SPAN", 5, 1, 1000, &span, err)) != 0 ||
+        (rc = bp_config_env_int("BIZPULSE_DETECT_RESOLVE_AFTER", 30, 1, 100000, &resolve, err)) != 0)
+        return rc;
+    if (min > span)
+        return bp_err_set(err, BP_ECONFIG, "BIZPULSE_DETECT_MIN_ANOMALIES (%ld) exceeds BIZPULSE_DETECT_OPEN_SPAN (%ld)",
+                          min, span);
+    *o = (bp_detect_options_t){.now = bp_time_now(),
+                               .alert_window_s = window,
+                               .min_anomalies = (int)min,
+                               .open_span = (int)span,
+                               .resolve_after = (int)resolve};
+    return 0;
+}
+
+typedef struct {
+    char *metric;
+    int64_t from, to;
+} request_t;
+
+static int parse_data(const bp_ce_t *ev, request_t *r, bp_err_t *err)
+{
+    if (ev->data == NULL)
+        return bp_err_set(err, BP_EINVAL, "the aggregated event has no data");
+    cJSON *root = NULL;
+    bp_err_t jerr;
+    if (bp_json_parse(ev->data, ev->data_len, &root, &jerr) != 0)
+        return bp_err_set(err, BP_EINVAL, "event data: %s", jerr.msg);
+    const char *metric = bp_json_str(root, "metric");
+    const char *from = bp_json_str(root, "changed_from");
+    const char *to = bp_json_str(root, "to");
+    if (from == NULL)
+        from = bp_json_str(root, "from");
+    int rc = 0;
+    if (metric == NULL || from == NULL || to == NULL)
+        rc = bp_err_set(err, BP_EINVAL, "event data needs string fields 'metric', 'from' and 'to'");
+    else if (bp_time_parse(from, &r->from, err) != 0 || bp_time_parse(to, &r->to, err) != 0)
+        rc = bp_err_set(err, BP_EINVAL, "event data: %s", err->msg);
+    else if (r->from > r->to)
+        rc = bp_err_set(err, BP_EINVAL, "event data: 'from' (%s) is after 'to' (%s)", from, to);
+    else if ((r->metric = strdup(metric)) == NULL)
+        rc = bp_err_set(err, BP_ENOMEM, "out of memory");
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* Postgres array literal builders: numbers only, so no quoting is needed. */
+static int arr_num(bp_buf_t *b, size_t i, bool isnull, double v)
+{
+    int rc = bp_buf_append(b, i == 0 ? "{" : ",", 1);
+    return rc ? rc : isnull ? bp_buf_append(b, "NULL", 4) : bp_buf_appendf(b, "%.17g", v);
+}
+
+static int store(bp_db_t *db, const char *metric, const bp_point_t *pts, const size_t *n_hist, size_t n,
+                 bp_err_t *err)
+{
+    enum { TS, ANOM, SCORE, MEAN, SD, LOWER, UPPER, N, VERDICT, NARR };
+    bp_buf_t a[NARR];
+    int rc = 0;
+    for (int k = 0; k < NARR; k++)
+        bp_buf_init(&a[k], 64u << 20);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const bp_point_t *p = &pts[i];
+        bool nv = !p->verdict;
+        double sd = (p->upper - p->lower) / 6.0;
+        if ((rc = arr_num(&a[TS], i, false, (double)p->ts)) != 0 ||
+            (rc = bp_buf_appendf(&a[ANOM], "%s%s", i ? "," : "{", p->anomaly ? "t" : "f")) != 0 ||
+            (rc = arr_num(&a[SCORE], i, nv, p->score)) != 0 || (rc = arr_num(&a[MEAN], i, nv, p->expected)) != 0 ||
+            (rc = arr_num(&a[SD], i, nv, sd)) != 0 || (rc = arr_num(&a[LOWER], i, nv, p->lower)) != 0 ||
+            (rc = arr_num(&a[UPPER], i, nv, p->upper)) != 0 || (rc = arr_num(&a[N], i, false, (double)n_hist[i])) != 0 ||
+            (rc = bp_buf_appendf(&a[VERDICT], "%s%s", i ? "," : "{", p->verdict ? "t" : "f")) != 0)
+            break;
+    }
+    for (int k = 0; rc == 0 && k < NARR; k++)
+        rc = bp_buf_append(&a[k], "}", 1);
+    if (rc != 0) {
+        rc = bp_err_set(err, rc, "scored window too large to store");
+    } else {
+        const char *p[] = {metric,     a[TS].base, a[ANOM].base, a[SCORE].base, a[MEAN].base,
+                           a[SD].base, a[LOWER].base, a[UPPER].base, a[N].base, a[VERDICT].base};
+        rc = bp_db_query(db, &store_sql, p, NULL, err);
+    }
+    for (int k = 0; k < NARR; k++)
+        bp_buf_free(&a[k]);
+    return rc;
+}
+
+/* Loads the window plus its 180 points of history and scores every point of the window. */
+static int score_window(bp_db_t *db, const bp_metric_t *m, const request_t *r, bp_point_t **out, size_t **hist_n,
+                        size_t *n, bp_err_t *err)
+{
+    char s_from[24], s_to[24];
+    snprintf(s_from, sizeof(s_from), "%" PRId64, r->from - (int64_t)BP_SIGMA3_WINDOW * m->interval_s);
+    snprintf(s_to, sizeof(s_to), "%" PRId64, r->to);
+    const char *p[] = {m->name, s_from, s_to};
+    PGresult *res = NULL;
+    int rc = bp_db_query(db, &points_sql, p, &res, err);
+    if (rc != 0)
+        return rc;
+    size_t rows = (size_t)PQntuples(res);
+    if (rows > MAX_POINTS) {
+        PQclear(res);
+        return bp_err_set(err, BP_ETOOBIG, "window of %zu points exceeds %d", rows, MAX_POINTS);
+    }
+    double *values = malloc((rows + 1) * sizeof(double));
+    int64_t *ts = malloc((rows + 1) * sizeof(int64_t));
+    bp_point_t *pts = calloc(rows + 1, sizeof(bp_point_t));
+    size_t *hn = calloc(rows + 1, sizeof(size_t));
+    if (values == NULL || ts == NULL || pts == NULL || hn == NULL) {
+        rc = bp_err_set(err, BP_ENOMEM, "out of memory");
+        goto out;
+    }
+    int cts = PQfnumber(res, "ts"), cv = PQfnumber(res, "value");
+    for (size_t i = 0; i < rows; i++) {
+        ts[i] = strtoll(PQgetvalue(res, (int)i, cts), NULL, 10);
+        values[i] = strtod(PQgetvalue(res, (int)i, cv), NULL);
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < rows; i++) {
+        if (ts[i] < r->from)
+            continue;
+        bp_sigma3_t s;
+        bp_sigma3_score(values, i, values[i], &s);
+        pts[k] = (bp_point_t){.ts = ts[i],
+                              .value = values[i],
+                              .verdict = s.verdict,
+                              .anomaly = s.anomaly,
+                              .expected = s.mean,
+                              .lower = s.lower,
+                              .upper = s.upper,
+                              .score = s.score};
+        hn[k] = s.n;
+        k++;
+    }
+    *out = pts;
+    *hist_n = hn;
+    *n = k;
+    pts = NULL;
+    hn = NULL;
+out:
+    PQclear(res);
+    free(values);
+    free(ts);
+    free(pts);
+    free(hn);
+    return rc;
+}
+
+int bp_detect_handle(bp_worker_t *w, const bp_ce_t *ev, const bp_detect_options_t *opts, bp_buf_t *out,
+                     bp_err_t *err)
+{
+    if (strcmp(ev->type, BP_CE_TYPE_AGGREGATED) != 0)
+        return bp_err_set(err, BP_EINVAL, "event type '%.80s' is not handled by detect (expected %s)", ev->type,
+                          BP_CE_TYPE_AGGREGATED);
+    request_t r = {0};
+    bp_detect_options_t o = *opts;
+    o.source = w->app->source;
+    opts = &o;
+    int rc = parse_data(ev, &r, err);
+    if (rc != 0)
+        return rc;
+    bp_point_t *pts = NULL;
+    size_t *hist_n = NULL, n = 0;
+    bp_incident_change_t change = {0};
+    bool first = false;
+    const bp_metric_t *m = bp_config_find(w->app->config, r.metric);
+    if (m == NULL) {
+        rc = bp_err_set(err, BP_ENOTFOUND, "unknown metric '%.100s': not in %s", r.metric, w->app->config->path);
+        goto out;
+    }
+    const char *name[] = {m->name};
+    if ((rc = bp_db_begin(w->db, err)) != 0)
+        goto out;
+    if ((rc = bp_inbox_claim(w->db, ev, &first, err)) != 0)
+        goto rollback;
+    if (!first) {
+        bp_metrics_inc("bizpulse_events_in_total", "type=\"aggregated\",result=\"duplicate\"");
+        rc = bp_db_commit(w->db, err);
+        if (rc == 0)
+            rc = bp_buf_appendf(out, "{\"status\":\"duplicate\"}");
+        goto out;
+    }
+    if ((rc = bp_db_query(w->db, &lock_sql, name, NULL, err)) != 0 ||
+        (rc = score_window(w->db, m, &r, &pts, &hist_n, &n, err)) != 0 ||
+        (n > 0 && (rc = store(w->db, m->name, pts, hist_n, n, err)) != 0) ||
+        (rc = bp_incident_apply(w->db, m, pts, n, opts, &change, err)) != 0 || (rc = bp_db_commit(w->db, err)) != 0)
+        goto rollback;
+    size_t anomalies = 0, learning = 0;
+    for (size_t i = 0; i < n; i++) {
+        anomalies += pts[i].anomaly;
+        learning += !pts[i].verdict;
+    }
+    bp_metrics_inc("bizpulse_events_in_total", "type=\"aggregated\",result=\"ok\"");
+    bp_metrics_add("bizpulse_detect_points_scored_total", "", (double)n);
+    bp_metrics_add("bizpulse_detect_anomalies_total", "", (double)anomalies);
+    rc = bp_buf_appendf(out, "{\"status\":\"ok\",\"metric\":\"%s\",\"scored\":%zu,\"anomalies\":%zu,\"learning\":%zu,"
+                             "\"incident\":",
+                        m->name, n, anomalies, learning);
+    if (rc == 0 && change.id != 0)
+        rc = bp_buf_appendf(out, "{\"id\":%lld,\"state\":\"%s\"}}", change.id, change.state);
+    else if (rc == 0)
+        rc = bp_buf_appendf(out, "null}");
+    goto out;
+rollback:
+    bp_db_rollback(w->db);
+out:
+    free(pts);
+    free(hist_n);
+    free(r.metric);
+    return rc;
+}

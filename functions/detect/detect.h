@@ -1,0 +1,35 @@
+/*
+ * detect: handles one dev.bizpulse.metrics.aggregated.v1 event (DESIGN §6 detect): scores the
+ * metric's points in the event's window with the 3σ rule, stores each verdict on its row
+ * (is_anomaly, anomaly_score, expected, lower/upper bound, method, anomaly_context JSON), and
+ * drives the metric's incident (incident.h) — all in one transaction together with the dedup
+ * claim of the event, so a redelivered event changes nothing and emits nothing.
+ */
+#ifndef BP_DETECT_H
+#define BP_DETECT_H
+
+#include <stdint.h>
+
+#include "app.h"
+#include "buf.h"
+#include "cloudevents.h"
+#include "err.h"
+
+typedef struct st_bp_detect_options_t {
+    int64_t now;
+    int64_t alert_window_s; /* anomalies older than now − this are recorded but open nothing */
+    int min_anomalies;      /* anomalous points among the last open_span needed to open */
+    int open_span;
+    int resolve_after;      /* normal points after the last anomaly that resolve an incident */
+    const char *source;     /* CloudEvents source of the incident events */
+} bp_detect_options_t;
+
+/* Reads BIZPULSE_DETECT_* env into opts (now = current time). */
+int bp_detect_options_from_env(bp_detect_options_t *opts, bp_err_t *err);
+
+/* Handles ev. Appends the JSON response body to out. Returns 0 (also for a duplicate, with
+ * "status":"duplicate"), BP_EINVAL (bad data), BP_ENOTFOUND (unknown metric), BP_EDB. */
+int bp_detect_handle(bp_worker_t *w, const bp_ce_t *ev, const bp_detect_options_t *opts, bp_buf_t *out,
+                     bp_err_t *err);
+
+#endif

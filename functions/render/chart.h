@@ -1,0 +1,79 @@
+/*
+ * chart: the metric chart as a picture (cairo), with no database and no HTTP: points in, pixels
+ * or PNG bytes out. The picture is the original matplotlib one (DESIGN §6 render, issue 3):
+ * white background, the metric as a cornflowerblue line, anomalies as red filled circles, the
+ * title, UTC time labels on nice ticks (1m, 5m, 15m, 1h, 3h, 1d, ...), nice value ticks with
+ * light grid lines, an axis frame, and a "No data for this range" notice instead of a blank
+ * image.
+ *
+ * Long ranges: at most two vertices per pixel column are drawn (the minimum and the maximum of
+ * the points falling in it, in time order), so a week of minutes (10 080 points) costs about as
+ * much as a day and a one-minute spike still reaches its full height.
+ *
+ * Sizes are bounded (BP_CHART_MIN_* .. BP_CHART_MAX_*). Fonts and line widths keep their size
+ * from 800x400 layout units up and shrink (to a legible floor) below; pixel_ratio scales the
+ * whole picture for print and high-density screens.
+ *
+ * Thread-safe: no shared state; each call makes and destroys its own cairo surface.
+ */
+#ifndef BP_RENDER_CHART_H
+#define BP_RENDER_CHART_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cairo.h>
+
+#include "buf.h"
+#include "err.h"
+
+#define BP_CHART_DEFAULT_WIDTH 1200
+#define BP_CHART_DEFAULT_HEIGHT 600
+#define BP_CHART_MIN_WIDTH 300
+#define BP_CHART_MIN_HEIGHT 200
+#define BP_CHART_MAX_WIDTH 4000
+#define BP_CHART_MAX_HEIGHT 3000
+#define BP_CHART_MAX_PIXEL_RATIO 3
+
+/* One point of a series. */
+typedef struct st_bp_chart_point_t {
+    int64_t t;    /* interval start, epoch seconds (UTC) */
+    double value; /* NaN/inf points are skipped */
+    bool anomaly;
+} bp_chart_point_t;
+
+/* What to draw. The caller owns everything pointed to; nothing is kept after the call. */
+typedef struct st_bp_chart_spec_t {
+    const bp_chart_point_t *points; /* sorted by t ascending; may be NULL when num_points is 0 */
+    size_t num_points;
+    /* Time range of the x axis. When from >= to, the range of the points is used (and one hour
+     * around "now" when there are no points either). Points outside the range are not drawn. */
+    int64_t from;
+    int64_t to;
+    int width;  /* layout units; 0 means BP_CHART_DEFAULT_WIDTH */
+    int height; /* layout units; 0 means BP_CHART_DEFAULT_HEIGHT */
+    /* Device pixels per layout unit, 1..BP_CHART_MAX_PIXEL_RATIO (0 means 1). A 900x450 chart
+     * at ratio 2 is 1800x900 pixels with the text and lines of a 900x450 one: what a report
+     * printed at ~260 dpi or a high-density screen needs. */
+    int pixel_ratio;
+    const char *title; /* UTF-8, e.g. "Metric Analysis: user_registration"; NULL means none */
+} bp_chart_spec_t;
+
+/* Draws spec into a new CAIRO_FORMAT_RGB24 image surface of width x height x pixel_ratio^2
+ * pixels (the limits apply to both the layout and the pixel size). On success returns 0 and *out (the
+ * caller cairo_surface_destroy()s it; it is flushed, so its pixels can be read directly). On
+ * failure returns BP_EINVAL (size out of bounds) or BP_ENOMEM/BP_EINTERNAL (cairo failed) with
+ * err, and *out is NULL. */
+int bp_chart_draw(const bp_chart_spec_t *spec, cairo_surface_t **out, bp_err_t *err);
+
+/* Draws spec and appends the PNG encoding to out, whose ceiling bounds the size (BP_ETOOBIG
+ * when hit; out then holds a truncated PNG the caller must discard). Returns 0 or a BP_E*
+ * code with err. */
+int bp_chart_png(const bp_chart_spec_t *spec, bp_buf_t *out, bp_err_t *err);
+
+/* Frees the font caches cairo and fontconfig keep for the life of the process, so a clean
+ * exit shows no leaks under LeakSanitizer. Call once at exit, when no chart is being drawn. */
+void bp_chart_release_caches(void);
+
+#endif

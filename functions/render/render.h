@@ -1,0 +1,92 @@
+/*
+ * render: what the render function does, callable from HTTP handlers (routes.c) and the CLI
+ * (main.c) alike: a metric's chart as PNG, an incident's PDF report, and the handling of an
+ * incident CloudEvent (dedup, report built, written to the report directory, recorded), all
+ * against the caller's bp_worker_t (its DB connection).
+ *
+ * Threads: bp_render_t is read-only after bp_render_init and shared by every worker; each call
+ * uses only the worker it is given.
+ */
+#ifndef BP_RENDER_RENDER_H
+#define BP_RENDER_RENDER_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "app.h"
+#include "buf.h"
+#include "cloudevents.h"
+#include "err.h"
+#include "store.h"
+
+/* Longest chart range (the points query returns at most BP_STORE_MAX_POINTS). */
+#define BP_RENDER_MAX_SPAN (90 * 86400)
+/* Default chart range: the last 24 hours. */
+#define BP_RENDER_DEFAULT_SPAN 86400
+/* Ceilings of what a call may produce. */
+#define BP_RENDER_PNG_MAX (16u << 20)
+#define BP_RENDER_PDF_MAX (32u << 20)
+
+/* The function's own state (bp_app_t.fn), owned by main. */
+typedef struct st_bp_render_t {
+    char report_dir[PATH_MAX]; /* absolute; exists */
+    const char *public_url;    /* BIZPULSE_PUBLIC_URL (chart links in reports), or NULL */
+    const char *token;         /* BIZPULSE_RENDER_TOKEN, or NULL: no bearer check */
+} bp_render_t;
+
+/* What handling an incident event came to. */
+typedef enum {
+    BP_RENDER_IGNORED,   /* not an incident.opened/resolved event: nothing done */
+    BP_RENDER_DUPLICATE, /* (source, id) was already processed: nothing done */
+    BP_RENDER_WRITTEN,   /* the report was built, written and recorded now */
+    BP_RENDER_EXISTING,  /* a report for this incident state was already stored (other event id) */
+} bp_render_outcome_t;
+
+typedef struct st_bp_render_result_t {
+    bp_render_outcome_t outcome;
+    long long incident_id;
+    char state[16];       /* "opened" / "resolved" */
+    char path[PATH_MAX];  /* WRITTEN/EXISTING: the report file */
+    size_t bytes;         /* WRITTEN: its size */
+} bp_render_result_t;
+
+/* Reads BIZPULSE_REPORT_DIR (default ./reports), creates it (and parents) when missing,
+ * resolves it to an absolute path; reads BIZPULSE_PUBLIC_URL, BIZPULSE_RENDER_TOKEN; registers
+ * render's Prometheus series. Returns 0 or BP_ECONFIG/BP_EIO with err. */
+int bp_render_init(bp_render_t *r, bp_err_t *err);
+
+/* Parses a chart's from/to (RFC 3339 or relative like "-24h", relative to now). NULL or ""
+ * means the default: to = now, from = to - 24 h. BP_EINVAL with err naming the parameter
+ * ("from", "to") when one is malformed, from >= to, or the range passes BP_RENDER_MAX_SPAN. */
+int bp_render_parse_range(const char *from_s, const char *to_s, int64_t now, int64_t *from, int64_t *to,
+                          bp_err_t *err);
+
+/* Appends the PNG chart of metric (its total series) over [from, to] to out, width x height
+ * (0 = defaults). Returns 0 or BP_EDB/BP_EINVAL/BP_ETOOBIG/BP_ENOMEM/BP_EINTERNAL with err. Does
+ * NOT check that the metric is declared: callers do (bp_config_find). */
+int bp_render_chart_png(bp_worker_t *w, const char *metric, int64_t from, int64_t to, int width, int height,
+                        bp_buf_t *out, bp_err_t *err);
+
+/* Appends the PDF report of inc for state ("opened"/"resolved") to out: loads the points around
+ * the incident and draws. Writes no file and records nothing. */
+int bp_render_report_pdf(bp_worker_t *w, const bp_render_t *r, const bp_store_incident_t *inc,
+                         const char *state, bp_buf_t *out, bp_err_t *err);
+
+/* Handles one decoded CloudEvent (DESIGN §5, §6 render). For incident.opened/resolved, in one
+ * transaction: claims (source, id) in the inbox, loads the incident named by data.incident_id,
+ * builds its report, writes report_dir/incident-<id>-<state>.pdf (temp file + rename) and
+ * records it in incident_reports, then commits. Other types are IGNORED (no DB access).
+ * Returns 0 with *res filled, or BP_EINVAL (bad data, unknown incident: never succeeds),
+ * BP_EDB/BP_EIO (retry later), BP_ENOMEM/BP_EINTERNAL; on failure the transaction is rolled
+ * back, so a redelivery tries again. */
+int bp_render_handle_event(bp_worker_t *w, const bp_render_t *r, const bp_ce_t *ev, bp_render_result_t *res,
+                           bp_err_t *err);
+
+/* Reads the latest stored report of incident id into out (its ceiling bounds the size).
+ * BP_ENOTFOUND when none is recorded or its file is gone; BP_EDB, BP_EIO, BP_ETOOBIG. */
+int bp_render_read_report(bp_worker_t *w, long long id, bp_buf_t *out, bp_err_t *err);
+
+/* Writes data to path atomically: a temporary file in the same directory, fsync, rename. */
+int bp_render_write_file(const char *path, const void *data, size_t len, bp_err_t *err);
+
+#endif

@@ -1,0 +1,238 @@
+#include "routes.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "chart.h"
+#include "json.h"
+#include "log.h"
+#include "render.h"
+#include "timefmt.h"
+
+#define NAME_MAX_LEN 256
+#define PARAM_MAX 128
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* The <name> of prefix<name>suffix in path, percent-decoded (metric names may be any UTF-8).
+ * Returns 0, or -1 when path has another shape, the name is empty, contains '/' or a NUL, or
+ * does not fit. */
+static int name_from_path(const char *path, const char *prefix, const char *suffix, char *out, size_t outsz)
+{
+    size_t plen = strlen(prefix), slen = strlen(suffix), len = strlen(path);
+    if (len <= plen + slen || strncmp(path, prefix, plen) != 0 || strcmp(path + len - slen, suffix) != 0)
+        return -1;
+    const char *s = path + plen, *end = path + len - slen;
+    size_t o = 0;
+    while (s < end) {
+        char c = *s++;
+        if (c == '%') {
+            int hi = s + 1 < end ? hex_value(s[0]) : -1, lo = s + 1 < end ? hex_value(s[1]) : -1;
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = (char)(hi << 4 | lo);
+            s += 2;
+        }
+        if (c == '/' || c == '\0' || o + 1 >= outsz)
+            return -1;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return o > 0 ? 0 : -1;
+}
+
+/* A query parameter into out ("" when absent). On a broken or oversized value responds 400
+ * naming it and returns -1. */
+static int param(const bp_http_request_t *req, bp_http_response_t *res, const char *name, char *out,
+                 size_t outsz)
+{
+    int rc = bp_http_query_param(req, name, out, outsz);
+    if (rc == 1)
+        return 0;
+    out[0] = '\0';
+    if (rc == 0)
+        return 0;
+    bp_http_respond_error(res, 400, "invalid_argument", "parameter '%s': %s", name,
+                          rc == BP_ETOOBIG ? "value too long" : "broken percent-encoding");
+    return -1;
+}
+
+/* An optional integer size parameter within [min, max]; 0 when absent. */
+static int size_param(const bp_http_request_t *req, bp_http_response_t *res, const char *name, int min, int max,
+                      int *out)
+{
+    char text[16];
+    *out = 0;
+    if (param(req, res, name, text, sizeof(text)) != 0)
+        return -1;
+    if (text[0] == '\0')
+        return 0;
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (*end != '\0' || end == text || v < min || v > max) {
+        bp_http_respond_error(res, 400, "invalid_argument", "parameter '%s' must be an integer from %d to %d",
+                              name, min, max);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static bool authorized(const bp_worker_t *w, const bp_http_request_t *req, bp_http_response_t *res)
+{
+    const bp_render_t *r = w->app->fn;
+    if (bp_app_authorized(req, r->token))
+        return true;
+    bp_http_respond_error(res, 401, "unauthorized", "missing or wrong bearer token");
+    bp_http_add_header(res, "www-authenticate", "Bearer");
+    return false;
+}
+
+/* Responds with err after dropping whatever partial body a failed render left. */
+static void respond_failure(bp_http_response_t *res, const bp_err_t *err)
+{
+    bp_buf_reset(&res->body);
+    bp_http_respond_err(res, err);
+}
+
+void bp_render_route_chart(void *wctx, const bp_http_request_t *req, bp_http_response_t *res)
+{
+    bp_worker_t *w = wctx;
+    if (!authorized(w, req, res))
+        return;
+    char metric[NAME_MAX_LEN];
+    if (name_from_path(req->path, "/charts/", ".png", metric, sizeof(metric)) != 0) {
+        bp_http_respond_error(res, 404, "not_found", "charts are at /charts/<metric>.png");
+        return;
+    }
+    const bp_metric_t *m = bp_config_find(w->app->config, metric);
+    if (m == NULL) {
+        bp_http_respond_error(res, 404, "not_found", "unknown metric '%s'", metric);
+        return;
+    }
+    char from_s[PARAM_MAX], to_s[PARAM_MAX];
+    int width = 0, height = 0;
+    if (param(req, res, "from", from_s, sizeof(from_s)) != 0 || param(req, res, "to", to_s, sizeof(to_s)) != 0 ||
+        size_param(req, res, "width", BP_CHART_MIN_WIDTH, BP_CHART_MAX_WIDTH, &width) != 0 ||
+        size_param(req, res, "height", BP_CHART_MIN_HEIGHT, BP_CHART_MAX_HEIGHT, &height) != 0)
+        return;
+    bp_err_t err;
+    bp_err_clear(&err);
+    int64_t from, to;
+    if (bp_render_parse_range(from_s, to_s, bp_time_now(), &from, &to, &err) != 0 ||
+        bp_render_chart_png(w, m->name, from, to, width, height, &res->body, &err) != 0) {
+        respond_failure(res, &err);
+        return;
+    }
+    res->status = 200;
+    snprintf(res->content_type, sizeof(res->content_type), "image/png");
+}
+
+static const char *outcome_status(bp_render_outcome_t o)
+{
+    switch (o) {
+    case BP_RENDER_IGNORED:
+        return "ignored";
+    case BP_RENDER_DUPLICATE:
+        return "duplicate";
+    default:
+        return "ok";
+    }
+}
+
+void bp_render_route_not_found(void *wctx, const bp_http_request_t *req, bp_http_response_t *res)
+{
+    (void)wctx;
+    (void)req;
+    bp_http_respond_error(res, 404, "not_found", "no such route");
+}
+
+void bp_render_route_event(void *wctx, const bp_http_request_t *req, bp_http_response_t *res)
+{
+    bp_worker_t *w = wctx;
+    /* Registered as "/", which the server treats as a prefix: only the root itself is ours. */
+    if (strcmp(req->path, "/") != 0) {
+        bp_http_respond_error(res, 404, "not_found", "no such route");
+        return;
+    }
+    bp_err_t err;
+    bp_err_clear(&err);
+    bp_ce_t ev = {0};
+    if (bp_ce_decode(req->headers, req->num_headers, req->body, req->body_len, &ev, &err) != 0) {
+        bp_http_respond_err(res, &err);
+        return;
+    }
+    bp_render_result_t result;
+    int rc = bp_render_handle_event(w, w->app->fn, &ev, &result, &err);
+    if (rc != 0) {
+        bp_log(rc == BP_EINVAL ? BP_LOG_WARNING : BP_LOG_ERROR, "event %s (%s) failed: %s", ev.id, ev.type, err.msg);
+        bp_ce_clear(&ev);
+        respond_failure(res, &err);
+        return;
+    }
+    bp_buf_t body;
+    bp_buf_init(&body, 8192);
+    rc = bp_buf_appendf(&body, "{\"status\":\"%s\"", outcome_status(result.outcome));
+    if (rc == 0 && result.outcome == BP_RENDER_IGNORED) {
+        char reason[200];
+        snprintf(reason, sizeof(reason), "event type %.120s is not handled by render", ev.type);
+        rc = bp_buf_appendf(&body, ",\"reason\":");
+        if (rc == 0)
+            rc = bp_json_append_str(&body, reason);
+    }
+    if (rc == 0 && (result.outcome == BP_RENDER_WRITTEN || result.outcome == BP_RENDER_EXISTING)) {
+        rc = bp_buf_appendf(&body, ",\"incident_id\":%lld,\"state\":\"%s\",\"report\":", result.incident_id,
+                            result.state);
+        if (rc == 0)
+            rc = bp_json_append_str(&body, result.path);
+    }
+    if (rc == 0)
+        rc = bp_buf_append(&body, "}", 1);
+    if (result.outcome == BP_RENDER_WRITTEN)
+        bp_log(BP_LOG_INFO, "report written: incident %lld %s, %zu bytes, %s", result.incident_id, result.state,
+               result.bytes, result.path);
+    if (rc == 0)
+        bp_http_respond_json(res, 200, body.base);
+    else
+        bp_http_respond_error(res, 500, "internal", "cannot build the response");
+    bp_buf_free(&body);
+    bp_ce_clear(&ev);
+}
+
+void bp_render_route_report(void *wctx, const bp_http_request_t *req, bp_http_response_t *res)
+{
+    bp_worker_t *w = wctx;
+    if (!authorized(w, req, res))
+        return;
+    char id_s[24];
+    char *end = NULL;
+    long long id = 0;
+    if (name_from_path(req->path, "/reports/", ".pdf", id_s, sizeof(id_s)) == 0)
+        id = strtoll(id_s, &end, 10);
+    if (end == NULL || *end != '\0' || id <= 0 || id_s[0] == '+' || id_s[0] == ' ') {
+        bp_http_respond_error(res, 404, "not_found", "reports are at /reports/<incident id>.pdf");
+        return;
+    }
+    bp_err_t err;
+    bp_err_clear(&err);
+    if (bp_render_read_report(w, id, &res->body, &err) != 0) {
+        respond_failure(res, &err);
+        return;
+    }
+    res->status = 200;
+    snprintf(res->content_type, sizeof(res->content_type), "application/pdf");
+    char disposition[64];
+    snprintf(disposition, sizeof(disposition), "inline; filename=\"incident-%lld.pdf\"", id);
+    bp_http_add_header(res, "content-disposition", disposition);
+}

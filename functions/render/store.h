@@ -1,0 +1,62 @@
+/*
+ * store: what render reads from and writes to PostgreSQL (schema in shared/sql/001_init.sql):
+ * a metric's points for a chart, an incident row, and the incident_reports records. Every
+ * statement is parameterised and named; they sit together at the top of store.c.
+ *
+ * Errors are those of bp_db_query (BP_EDB when the database is unreachable: HTTP 503).
+ * Not thread-safe beyond bp_db_t's rule: one connection per thread.
+ */
+#ifndef BP_RENDER_STORE_H
+#define BP_RENDER_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chart.h"
+#include "db/conn.h"
+#include "err.h"
+
+/* Most points one chart query returns: 90 days of minutes fit (129 600). */
+#define BP_STORE_MAX_POINTS 200000
+
+/* An incidents row. Strings are malloc'd and owned by the struct (bp_store_incident_clear). */
+typedef struct st_bp_store_incident_t {
+    long long id;
+    char *metric;
+    char *series;
+    char *status; /* "open" or "resolved" */
+    char *method;
+    char *summary;
+    int64_t started_at;
+    int64_t last_anomaly_at;
+    int64_t peak_at;
+    double peak_value;
+    double peak_expected; /* NAN when NULL */
+    int64_t resolved_at;  /* 0 when NULL */
+} bp_store_incident_t;
+
+/* Points of the metric's total series (series = '') with from <= t <= to, in time order, at
+ * most BP_STORE_MAX_POINTS. On success *out is a malloc'd array (caller frees; NULL when
+ * *num is 0). */
+int bp_store_load_points(bp_db_t *db, const char *metric, int64_t from, int64_t to, bp_chart_point_t **out,
+                         size_t *num, bp_err_t *err);
+
+/* Loads incident id into inc. BP_ENOTFOUND when there is no such row. On failure inc holds
+ * nothing to free. */
+int bp_store_load_incident(bp_db_t *db, long long id, bp_store_incident_t *inc, bp_err_t *err);
+
+void bp_store_incident_clear(bp_store_incident_t *inc); /* NULL-safe; frees the strings */
+
+/* Records the report of (incident, state). A record already there is kept (the first writer
+ * wins; both wrote the same file name). *added (may be NULL) says whether this call added it. */
+int bp_store_insert_report(bp_db_t *db, long long incident_id, const char *state, const char *path,
+                           size_t bytes, bool *added, bp_err_t *err);
+
+/* The stored report of (incident, state), or with state NULL the latest one of the incident.
+ * Returns 1 and copies its path into path (pathsz bytes) when found, 0 when there is none;
+ * BP_ETOOBIG when the path does not fit. */
+int bp_store_find_report(bp_db_t *db, long long incident_id, const char *state, char *path, size_t pathsz,
+                         bp_err_t *err);
+
+#endif

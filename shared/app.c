@@ -1,0 +1,206 @@
+#include "app.h"
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db/migrate.h"
+#include "log.h"
+#include "metrics.h"
+#include "outbox.h"
+
+#define READY_CHECK_MS 500
+#define OUTBOX_BATCH 100
+
+int bp_app_init(bp_app_t *app, const char *service, bp_err_t *err)
+{
+    memset(app, 0, sizeof(*app));
+    app->service = service;
+    bp_app_source(service, app->source, sizeof(app->source));
+    bp_log_init(service);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+        return bp_err_set(err, BP_EINTERNAL, "curl_global_init failed");
+    int rc = bp_config_load(getenv("BIZPULSE_METRICS"), &app->config, err);
+    if (rc != 0)
+        return rc;
+    const char *sink = getenv("K_SINK");
+    app->sink_url = sink != NULL && sink[0] != '\0' ? sink : NULL;
+    long period;
+    if ((rc = bp_config_env_int("BIZPULSE_BACKGROUND_MS", 2000, 100, 3600000, &period, err)) != 0)
+        return rc;
+    app->period_ms = (int)period;
+    atomic_init(&app->ready, false);
+    atomic_init(&app->stop, false);
+    bp_metrics_register("bizpulse_db_errors_total", BP_METRIC_COUNTER, "Database errors by kind.");
+    bp_metrics_register("bizpulse_events_in_total", BP_METRIC_COUNTER, "CloudEvents received, by type and result.");
+    bp_metrics_register("bizpulse_events_out_total", BP_METRIC_COUNTER, "CloudEvents sent from the outbox, by result.");
+    bp_metrics_register("bizpulse_ready", BP_METRIC_GAUGE, "1 when the database is reachable and migrated.");
+    return 0;
+}
+
+void bp_app_free(bp_app_t *app)
+{
+    bp_config_free(app->config);
+    app->config = NULL;
+    curl_global_cleanup();
+}
+
+void bp_app_source(const char *service, char *out, size_t outsz)
+{
+    snprintf(out, outsz, "/bizpulse/%s", service);
+}
+
+bp_worker_t *bp_worker_new(bp_app_t *app, bp_err_t *err)
+{
+    bp_worker_t *w = calloc(1, sizeof(*w));
+    if (w == NULL || (w->db = bp_db_new()) == NULL || (w->client = bp_http_client_new()) == NULL) {
+        bp_worker_free(w);
+        bp_err_set(err, BP_ENOMEM, "out of memory creating a worker");
+        return NULL;
+    }
+    w->app = app;
+    return w;
+}
+
+void bp_worker_free(bp_worker_t *w)
+{
+    if (w == NULL)
+        return;
+    bp_db_free(w->db);
+    bp_http_client_free(w->client);
+    free(w);
+}
+
+void bp_worker_flush_outbox(bp_worker_t *w)
+{
+    if (w->app->sink_url == NULL)
+        return;
+    bp_err_t err;
+    bp_err_clear(&err);
+    if (bp_outbox_flush(w->db, w->client, w->app->sink_url, w->app->source, OUTBOX_BATCH, NULL, &err) != 0)
+        bp_log(BP_LOG_WARNING, "outbox flush failed: %s", err.msg);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Connects and migrates (retrying: in Knative the database, or the Cloud SQL proxy sidecar,
+ * may come up after us), then keeps `ready` current and flushes the outbox. */
+static void *background(void *arg)
+{
+    bp_app_t *app = arg;
+    bp_err_t err;
+    bp_worker_t *w = bp_worker_new(app, &err);
+    if (w == NULL) {
+        bp_log(BP_LOG_ERROR, "background thread: %s", err.msg);
+        return NULL;
+    }
+    bool migrated = false, was_ready = false;
+    int since_flush = app->period_ms;
+    char last_error[BP_ERR_MSG_SIZE] = "";
+    while (!atomic_load(&app->stop)) {
+        bp_err_clear(&err);
+        bool ready = false;
+        int rc;
+        if (!migrated) {
+            rc = bp_db_migrate_run(w->db, NULL, &err);
+            migrated = rc == 0;
+        }
+        if (migrated) {
+            int version = 0;
+            rc = bp_db_migrate_current(w->db, &version, &err);
+            ready = rc == 0 && version == bp_db_migrate_latest();
+            if (rc == 0 && !ready)
+                bp_err_set(&err, BP_EINTERNAL, "schema version %d, this binary expects %d", version,
+                           bp_db_migrate_latest());
+        }
+        if (ready != was_ready || (!ready && strcmp(last_error, err.msg) != 0)) {
+            if (ready)
+                bp_log(BP_LOG_INFO, "ready: database reachable, schema at version %d", bp_db_migrate_latest());
+            else
+                bp_log(BP_LOG_WARNING, "not ready: %s", err.msg);
+            snprintf(last_error, sizeof(last_error), "%s", err.msg);
+        }
+        was_ready = ready;
+        atomic_store(&app->ready, ready);
+        bp_metrics_set("bizpulse_ready", "", ready ? 1 : 0);
+        since_flush += READY_CHECK_MS;
+        if (ready && since_flush >= app->period_ms) {
+            since_flush = 0;
+            bp_worker_flush_outbox(w);
+            if (app->periodic != NULL)
+                app->periodic(w);
+        }
+        for (int t = 0; t < READY_CHECK_MS && !atomic_load(&app->stop); t += 50)
+            sleep_ms(50);
+    }
+    bp_worker_free(w);
+    return NULL;
+}
+
+static void *worker_init(void *app, bp_err_t *err)
+{
+    return bp_worker_new(app, err);
+}
+
+static void worker_free(void *wctx)
+{
+    bp_worker_free(wctx);
+}
+
+static void after_response(void *wctx)
+{
+    bp_worker_flush_outbox(wctx);
+}
+
+static bool is_ready(void *app)
+{
+    return atomic_load(&((bp_app_t *)app)->ready);
+}
+
+int bp_app_serve(bp_app_t *app, const bp_http_route_t *routes, size_t num_routes, bp_err_t *err)
+{
+    bp_http_server_config_t cfg = {
+        .service = app->service,
+        .host = getenv("BIZPULSE_HOST"),
+        .routes = routes,
+        .num_routes = num_routes,
+        .app = app,
+        .worker_init = worker_init,
+        .worker_free = worker_free,
+        .after_response = after_response,
+        .ready = is_ready,
+    };
+    if (pthread_create(&app->bg, NULL, background, app) != 0)
+        return bp_err_set(err, BP_EINTERNAL, "cannot start the background thread");
+    app->bg_started = true;
+    int rc = bp_http_serve(&cfg, err);
+    atomic_store(&app->stop, true);
+    pthread_join(app->bg, NULL);
+    app->bg_started = false;
+    return rc;
+}
+
+bool bp_app_authorized(const bp_http_request_t *req, const char *token)
+{
+    if (token == NULL || token[0] == '\0')
+        return true;
+    const char *h = bp_http_header(req, "authorization");
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    const char *given = h + 7;
+    size_t n = strlen(token), m = strlen(given);
+    /* Compare every byte whatever the lengths, so timing says nothing about the token. */
+    unsigned char diff = (unsigned char)(n != m);
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(token[i] ^ (i < m ? given[i] : 0));
+    return diff == 0;
+}

@@ -1,0 +1,92 @@
+"""The delivery machinery under the chain: migrations are applied once even when two processes
+start together, and an event whose sink is down waits in the outbox and is delivered, once,
+when the sink comes back."""
+
+import datetime
+import json
+import os
+import socket
+import subprocess
+import threading
+
+import harness
+from harness import rfc3339
+
+MINUTES = 240
+DROP_MINUTES = 15
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Migrations(harness.TestCase):
+    migrate_db = False
+
+    def test_two_processes_migrating_at_once_apply_each_migration_once(self):
+        env = dict(os.environ)
+        env.pop("DATABASE_URL", None)
+        env.update(self.db.pg_env())
+        results = [None, None]
+        barrier = threading.Barrier(2)
+
+        def run(i):
+            barrier.wait()
+            results[i] = subprocess.run([harness.binary("aggregate" if i == 0 else "detect"), "migrate"],
+                                        env=env, capture_output=True, text=True, timeout=120)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        applied = []
+        for proc in results:
+            out = proc.stdout + proc.stderr
+            self.assertEqual(proc.returncode, 0, out)
+            self.assertFalse(any(m in out for m in harness.SANITIZER_MARKERS), out)
+            # {"status":"ok","applied":N,"version":V} is the last stdout line
+            applied.append(json.loads(proc.stdout.strip().splitlines()[-1])["applied"])
+        versions = self.db.sql("SELECT version FROM schema_migrations ORDER BY version")
+        self.assertGreaterEqual(len(versions), 1)
+        self.assertEqual(sum(applied), len(versions), f"applied per process: {applied}")
+        self.assertIn(0, applied, "exactly one process should have found work to do")
+        self.assertEqual(self.db.value("SELECT count(*) FROM incidents"), "0")
+
+
+class OutboxRetry(harness.TestCase):
+
+    def test_an_event_for_a_dead_sink_waits_and_is_delivered_once_when_it_returns(self):
+        end = harness.last_closed_minute()
+        start = end - datetime.timedelta(minutes=MINUTES)
+        self.db.insert_minutes(rfc3339(start), harness.registration_pattern(MINUTES, DROP_MINUTES, 0.4, 30))
+
+        render_port = free_port()  # nothing listens there yet
+        detect = self.service("detect", K_SINK=f"http://127.0.0.1:{render_port}/")
+        aggregate = self.service("aggregate", K_SINK=detect.url)
+        self.assertEqual(aggregate.scheduler_tick().status, 200)
+
+        # detect got the aggregated event and opened the incident; its event cannot be sent.
+        harness.wait_until(lambda: self.db.value(
+            "SELECT count(*) FROM outbox WHERE ce_type = 'dev.bizpulse.incident.opened.v1' "
+            "AND status = 'pending' AND attempts >= 1 AND last_error IS NOT NULL") == "1",
+            30, "the incident.opened event to fail once and stay pending")
+        self.assertEqual(self.db.value("SELECT count(*) FROM incident_reports"), "0")
+
+        render = self.service("render", PORT=render_port,
+                              BIZPULSE_REPORT_DIR=os.path.join(self.log_dir, "reports"))
+        harness.wait_until(lambda: self.db.value(
+            "SELECT count(*) FROM outbox WHERE ce_type = 'dev.bizpulse.incident.opened.v1' "
+            "AND status = 'sent'") == "1", 60, "the retried event to be delivered")
+        harness.wait_until(lambda: self.db.value("SELECT count(*) FROM incident_reports") == "1", 30,
+                           "render to record the report")
+        # Delivered once: render processed exactly one event from detect.
+        self.assertEqual(self.db.value(
+            "SELECT count(*) FROM processed_events WHERE source = '/bizpulse/detect'"), "1")
+        self.assertEqual(render.get("/healthz").status, 200)
+
+
+if __name__ == "__main__":
+    harness.main()
