@@ -37,8 +37,10 @@ int bp_app_init(bp_app_t *app, const char *service, bp_err_t *err)
     atomic_init(&app->ready, false);
     atomic_init(&app->stop, false);
     bp_metrics_register("bizpulse_db_errors_total", BP_METRIC_COUNTER, "Database errors by kind.");
-    bp_metrics_register("bizpulse_events_in_total", BP_METRIC_COUNTER, "CloudEvents received, by type and result.");
-    bp_metrics_register("bizpulse_events_out_total", BP_METRIC_COUNTER, "CloudEvents sent from the outbox, by result.");
+    bp_metrics_register("bizpulse_events_in_total", BP_METRIC_COUNTER,
+                        "CloudEvents received, by type and result.");
+    bp_metrics_register("bizpulse_events_out_total", BP_METRIC_COUNTER,
+                        "CloudEvents sent from the outbox, by result.");
     bp_metrics_register("bizpulse_ready", BP_METRIC_GAUGE, "1 when the database is reachable and migrated.");
     return 0;
 }
@@ -124,7 +126,8 @@ static void *background(void *arg)
         }
         if (ready != was_ready || (!ready && strcmp(last_error, err.msg) != 0)) {
             if (ready)
-                bp_log(BP_LOG_INFO, "ready: database reachable, schema at version %d", bp_db_migrate_latest());
+                bp_log(BP_LOG_INFO, "ready: database reachable, schema at version %d",
+                       bp_db_migrate_latest());
             else
                 bp_log(BP_LOG_WARNING, "not ready: %s", err.msg);
             snprintf(last_error, sizeof(last_error), "%s", err.msg);
@@ -189,6 +192,21 @@ int bp_app_serve(bp_app_t *app, const bp_http_route_t *routes, size_t num_routes
     return rc;
 }
 
+int bp_app_migrate(bp_err_t *err)
+{
+    bp_db_t *db = bp_db_new();
+    if (db == NULL)
+        return bp_err_set(err, BP_ENOMEM, "out of memory");
+    int applied = 0;
+    int rc = bp_db_connect_wait(db, 30000, err);
+    if (rc == 0)
+        rc = bp_db_migrate_run(db, &applied, err);
+    if (rc == 0)
+        printf("{\"status\":\"ok\",\"applied\":%d,\"version\":%d}\n", applied, bp_db_migrate_latest());
+    bp_db_free(db);
+    return rc;
+}
+
 bool bp_app_authorized(const bp_http_request_t *req, const char *token)
 {
     if (token == NULL || token[0] == '\0')
@@ -196,7 +214,11 @@ bool bp_app_authorized(const bp_http_request_t *req, const char *token)
     const char *h = bp_http_header(req, "authorization");
     if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
         return false;
-    const char *given = h + 7;
+    return bp_app_token_equal(h + 7, token);
+}
+
+bool bp_app_token_equal(const char *given, const char *token)
+{
     size_t n = strlen(token), m = strlen(given);
     /* Compare every byte whatever the lengths, so timing says nothing about the token. */
     unsigned char diff = (unsigned char)(n != m);

@@ -66,8 +66,15 @@ void bp_worker_free(bp_worker_t *w); /* NULL-safe */
 /* Sends what the outbox holds (up to 100 events); failures are logged, not returned. */
 void bp_worker_flush_outbox(bp_worker_t *w);
 
+/* The `migrate` subcommand of every binary: connects (waiting up to 30 s for the database),
+ * applies pending migrations, prints {"status":"ok","applied":N,"version":V} on stdout. */
+int bp_app_migrate(bp_err_t *err);
+
 /* Checks `Authorization: Bearer <token>` against token in constant time. A NULL or empty
  * token means no check (returns true). */
 bool bp_app_authorized(const bp_http_request_t *req, const char *token);
+
+/* given == token, in time that depends only on the token's length. */
+bool bp_app_token_equal(const char *given, const char *token);
 
 #endif

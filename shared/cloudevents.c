@@ -93,7 +93,8 @@ static int check_required(const bp_ce_t *ev, bp_err_t *err)
     const char *const vals[] = {ev->id, ev->source, ev->specversion, ev->type};
     for (size_t i = 0; i < 4; i++)
         if (vals[i] == NULL || vals[i][0] == '\0')
-            return bp_err_set(err, BP_EINVAL, "CloudEvent attribute '%s' is missing or empty (CloudEvents 1.0 §3.1)",
+            return bp_err_set(err, BP_EINVAL,
+                              "CloudEvent attribute '%s' is missing or empty (CloudEvents 1.0 §3.1)",
                               names[i]);
     if (strcmp(ev->specversion, "1.0") != 0)
         return bp_err_set(err, BP_EINVAL, "CloudEvent specversion '%.20s' is not supported: only 1.0",
@@ -108,9 +109,12 @@ static int decode_binary(const bp_http_header_t *h, size_t n, const char *body, 
         const char *header;
         size_t off;
     } attrs[] = {
-        {"ce-id", offsetof(bp_ce_t, id)},           {"ce-source", offsetof(bp_ce_t, source)},
-        {"ce-specversion", offsetof(bp_ce_t, specversion)}, {"ce-type", offsetof(bp_ce_t, type)},
-        {"ce-subject", offsetof(bp_ce_t, subject)}, {"ce-time", offsetof(bp_ce_t, time)},
+        {"ce-id", offsetof(bp_ce_t, id)},
+        {"ce-source", offsetof(bp_ce_t, source)},
+        {"ce-specversion", offsetof(bp_ce_t, specversion)},
+        {"ce-type", offsetof(bp_ce_t, type)},
+        {"ce-subject", offsetof(bp_ce_t, subject)},
+        {"ce-time", offsetof(bp_ce_t, time)},
     };
     for (size_t i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++) {
         const char *v = find_header(h, n, attrs[i].header);
@@ -213,7 +217,8 @@ static int decode_structured(const char *body, size_t len, bp_ce_t *ev, bp_err_t
         rc = bp_err_set(err, BP_EINVAL, "structured CloudEvent must be a JSON object");
         goto out;
     }
-    if ((rc = take_str(root, "id", &ev->id, err)) != 0 || (rc = take_str(root, "source", &ev->source, err)) != 0 ||
+    if ((rc = take_str(root, "id", &ev->id, err)) != 0 ||
+        (rc = take_str(root, "source", &ev->source, err)) != 0 ||
         (rc = take_str(root, "specversion", &ev->specversion, err)) != 0 ||
         (rc = take_str(root, "type", &ev->type, err)) != 0 ||
         (rc = take_str(root, "subject", &ev->subject, err)) != 0 ||
@@ -253,20 +258,24 @@ int bp_ce_decode(const bp_http_header_t *headers, size_t num_headers, const char
     const char *ct = find_header(headers, num_headers, "content-type");
     int rc;
     if (media_is(ct, CT_BATCH))
-        rc = bp_err_set(err, BP_EINVAL, "batch mode (%s) is not supported: send one event per request", CT_BATCH);
+        rc = bp_err_set(err, BP_EINVAL, "batch mode (%s) is not supported: send one event per request",
+                        CT_BATCH);
     else if (media_is(ct, CT_STRUCTURED))
         rc = decode_structured(body, body_len, ev, err);
-    else if (find_header(headers, num_headers, "ce-specversion") != NULL || find_header(headers, num_headers, "ce-id"))
+    else if (find_header(headers, num_headers, "ce-specversion") != NULL ||
+             find_header(headers, num_headers, "ce-id"))
         rc = decode_binary(headers, num_headers, body, body_len, ev, err);
     else if (ct == NULL || media_is(ct, "application/json"))
-        rc = bp_err_set(err, BP_EINVAL,
-                        "not a CloudEvent: no ce-specversion/ce-id headers (binary mode) and Content-Type is not %s",
-                        CT_STRUCTURED);
+        rc = bp_err_set(
+            err, BP_EINVAL,
+            "not a CloudEvent: no ce-specversion/ce-id headers (binary mode) and Content-Type is not %s",
+            CT_STRUCTURED);
     else
-        rc = bp_err_set(err, BP_EMEDIA,
-                        "Content-Type '%.60s' is not accepted: send a CloudEvent in binary mode (ce-* headers) or "
-                        "structured mode (%s)",
-                        ct, CT_STRUCTURED);
+        rc = bp_err_set(
+            err, BP_EMEDIA,
+            "Content-Type '%.60s' is not accepted: send a CloudEvent in binary mode (ce-* headers) or "
+            "structured mode (%s)",
+            ct, CT_STRUCTURED);
     if (rc != 0)
         bp_ce_clear(ev);
     return rc;

@@ -62,7 +62,8 @@ static int fail(ctx_t *c, const char *field, const char *what)
     if (c->metric != NULL)
         return bp_err_set(c->err, BP_ECONFIG, "%s: metric '%s' (#%zu): field '%s': %s", c->file, c->metric,
                           c->index + 1, field, what);
-    return bp_err_set(c->err, BP_ECONFIG, "%s: metric #%zu: field '%s': %s", c->file, c->index + 1, field, what);
+    return bp_err_set(c->err, BP_ECONFIG, "%s: metric #%zu: field '%s': %s", c->file, c->index + 1, field,
+                      what);
 }
 
 static int dup_str(ctx_t *c, const char *field, const char *s, char **out)
@@ -142,7 +143,8 @@ static int parse_interval(ctx_t *c, const cJSON *m, int *out)
                 return 0;
             }
         }
-    } else if (cJSON_IsNumber(iv) && (iv->valuedouble == 60 || iv->valuedouble == 300 || iv->valuedouble == 3600)) {
+    } else if (cJSON_IsNumber(iv) &&
+               (iv->valuedouble == 60 || iv->valuedouble == 300 || iv->valuedouble == 3600)) {
         *out = (int)iv->valuedouble;
         return 0;
     }
@@ -171,7 +173,8 @@ static int parse_metric(ctx_t *c, const cJSON *m, bp_metric_t *out)
     if (name == NULL)
         return fail(c, "name", "missing");
     if (!cJSON_IsString(name) || !valid_name(name->valuestring))
-        return fail(c, "name", "must be 1-100 characters of letters, digits, '_', '-', '.' (it appears in URLs)");
+        return fail(c, "name",
+                    "must be 1-100 characters of letters, digits, '_', '-', '.' (it appears in URLs)");
     if (dup_str(c, "name", name->valuestring, &out->name) != 0)
         return BP_ECONFIG;
     c->metric = out->name;
@@ -237,8 +240,8 @@ int bp_config_parse(const char *name, const char *text, size_t len, bp_config_t 
     }
     const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(root, "metrics");
     if (!cJSON_IsArray(metrics) || cJSON_GetArraySize(metrics) == 0) {
-        rc = bp_err_set(err, BP_ECONFIG, "%s: the top level must be {\"metrics\": [ ...at least one metric... ]}",
-                        name);
+        rc = bp_err_set(err, BP_ECONFIG,
+                        "%s: the top level must be {\"metrics\": [ ...at least one metric... ]}", name);
         goto out;
     }
     size_t n = (size_t)cJSON_GetArraySize(metrics);

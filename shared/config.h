@@ -39,8 +39,8 @@ typedef struct st_bp_metric_t {
     char *field;        /* sum, distinct: payload field */
     char **dimensions;
     size_t num_dimensions;
-    int interval_s;   /* 60 (default), 300 or 3600 */
-    char *method;     /* detection method: "auto" (default), "sigma3", ... */
+    int interval_s;    /* 60 (default), 300 or 3600 */
+    char *method;      /* detection method: "auto" (default), "sigma3", ... */
     char **recipients; /* report email addresses; may be empty */
     size_t num_recipients;
 } bp_metric_t;

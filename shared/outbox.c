@@ -32,7 +32,8 @@ static const bp_db_stmt_t sent_sql = {
 static const bp_db_stmt_t failed_sql = {
     "bp_outbox_failed",
     "UPDATE outbox SET attempts = attempts + 1, last_error = $2, status = $3,"
-    " next_attempt_at = now() + least(interval '5 minutes', interval '1 second' * power(2, least(attempts, 20)))"
+    " next_attempt_at = now() + least(interval '5 minutes', interval '1 second' * power(2, least(attempts, "
+    "20)))"
     " WHERE seq = $1::bigint",
     3};
 
@@ -89,7 +90,8 @@ static int flush_one(bp_db_t *db, bp_http_client_t *client, const char *sink_url
         const char *params[] = {seq, serr.msg, sent == BP_EINVAL ? "failed" : "pending"};
         bp_log(BP_LOG_WARNING, "outbox: event %s not delivered (HTTP %d): %s", ev.id, status, serr.msg);
         rc = bp_db_query(db, &failed_sql, params, NULL, err);
-        bp_metrics_inc("bizpulse_events_out_total", sent == BP_EINVAL ? "result=\"rejected\"" : "result=\"retry\"");
+        bp_metrics_inc("bizpulse_events_out_total",
+                       sent == BP_EINVAL ? "result=\"rejected\"" : "result=\"retry\"");
     }
     PQclear(res);
     res = NULL;

@@ -17,7 +17,8 @@
 /* Two-key advisory lock: (namespace, metric). Transaction-scoped, so a crash or a lost
  * connection can never leave it held. */
 static const bp_db_stmt_t lock_sql = {
-    "bp_agg_lock", "SELECT pg_try_advisory_xact_lock(hashtext('bizpulse.aggregate'), hashtext($1))::int AS got", 1};
+    "bp_agg_lock",
+    "SELECT pg_try_advisory_xact_lock(hashtext('bizpulse.aggregate'), hashtext($1))::int AS got", 1};
 
 static const bp_db_stmt_t watermark_sql = {
     "bp_agg_watermark",
@@ -37,8 +38,10 @@ static const bp_db_stmt_t upsert_count_sql = {
     "bp_agg_upsert_count",
     "INSERT INTO aggregated_metrics AS m (metric_name, series, metric_timestamp, metric_value)"
     " SELECT $1, '', g.ts, coalesce(c.n, 0)"
-    " FROM generate_series(to_timestamp($3::bigint), to_timestamp($4::bigint - $5::int), make_interval(secs => $5::int)) AS g(ts)"
-    " LEFT JOIN (SELECT to_timestamp(floor(date_part('epoch', event_timestamp) / $5::int) * $5::int) AS ts, count(*) AS n"
+    " FROM generate_series(to_timestamp($3::bigint), to_timestamp($4::bigint - $5::int), make_interval(secs "
+    "=> $5::int)) AS g(ts)"
+    " LEFT JOIN (SELECT to_timestamp(floor(date_part('epoch', event_timestamp) / $5::int) * $5::int) AS ts, "
+    "count(*) AS n"
     "            FROM business_events"
     "            WHERE event_type = $2 AND event_timestamp >= to_timestamp($3::bigint)"
     "              AND event_timestamp < to_timestamp($4::bigint)"
@@ -70,7 +73,8 @@ int bp_agg_options_from_env(bp_agg_options_t *opts, bp_err_t *err)
     int rc;
     if ((rc = bp_config_env_int("BIZPULSE_AGG_GRACE_S", 10, 0, 3600, &grace, err)) != 0 ||
         (rc = bp_config_env_int("BIZPULSE_AGG_LATENESS_S", 300, 0, 7 * 86400, &lateness, err)) != 0 ||
-        (rc = bp_config_env_int("BIZPULSE_AGG_LOOKBACK_S", 7 * 86400, 60, 366L * 86400, &lookback, err)) != 0 ||
+        (rc = bp_config_env_int("BIZPULSE_AGG_LOOKBACK_S", 7 * 86400, 60, 366L * 86400, &lookback, err)) !=
+            0 ||
         (rc = bp_config_env_int("BIZPULSE_AGG_BUDGET_MS", 20000, 100, 600000, &budget, err)) != 0)
         return rc;
     *opts = (bp_agg_options_t){.now = bp_time_now(),
@@ -86,11 +90,14 @@ int bp_agg_check_config(const bp_config_t *cfg, bp_err_t *err)
     for (size_t i = 0; i < cfg->num_metrics; i++) {
         const bp_metric_t *m = &cfg->metrics[i];
         if (m->kind != BP_KIND_COUNT)
-            return bp_err_set(err, BP_ECONFIG, "%s: metric '%s': kind '%s' is not supported by this version yet "
-                              "(only count)", cfg->path, m->name, bp_config_kind_name(m->kind));
+            return bp_err_set(err, BP_ECONFIG,
+                              "%s: metric '%s': kind '%s' is not supported by this version yet "
+                              "(only count)",
+                              cfg->path, m->name, bp_config_kind_name(m->kind));
         if (m->num_dimensions > 0)
-            return bp_err_set(err, BP_ECONFIG, "%s: metric '%s': dimensions are not supported by this version yet",
-                              cfg->path, m->name);
+            return bp_err_set(err, BP_ECONFIG,
+                              "%s: metric '%s': dimensions are not supported by this version yet", cfg->path,
+                              m->name);
     }
     return 0;
 }
@@ -110,8 +117,8 @@ static int query_int(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *p
 }
 
 /* The aggregated event's data: what detect needs to find the points to (re)score. */
-static int add_event(bp_db_t *db, const char *source, const bp_metric_t *m, int64_t from, int64_t to, int64_t changed_from,
-                     long changed, const char *trigger, bp_err_t *err)
+static int add_event(bp_db_t *db, const char *source, const bp_metric_t *m, int64_t from, int64_t to,
+                     int64_t changed_from, long changed, const char *trigger, bp_err_t *err)
 {
     char f[BP_TIME_STRLEN], t[BP_TIME_STRLEN], cf[BP_TIME_STRLEN], id[256];
     bp_time_format(from, f);
@@ -125,8 +132,9 @@ static int add_event(bp_db_t *db, const char *source, const bp_metric_t *m, int6
     int rc = bp_buf_appendf(&data, "{\"metric\":");
     rc = rc ? rc : bp_json_append_str(&data, m->name);
     rc = rc ? rc
-            : bp_buf_appendf(&data, ",\"interval_s\":%d,\"from\":\"%s\",\"to\":\"%s\",\"changed_from\":\"%s\","
-                                    "\"changed\":%ld,\"trigger\":",
+            : bp_buf_appendf(&data,
+                             ",\"interval_s\":%d,\"from\":\"%s\",\"to\":\"%s\",\"changed_from\":\"%s\","
+                             "\"changed\":%ld,\"trigger\":",
                              m->interval_s, f, t, cf, changed);
     rc = rc ? rc : bp_json_append_str(&data, trigger ? trigger : "");
     rc = rc ? rc : bp_buf_append(&data, "}", 1);
@@ -155,8 +163,8 @@ typedef struct {
 
 /* One transaction: lock, read the watermark, recompute at most BATCH_INTERVALS intervals,
  * advance the watermark, queue the event. */
-static int run_batch(bp_worker_t *w, const bp_metric_t *m, const bp_agg_options_t *o, bool first_batch, batch_t *b,
-                     bp_err_t *err)
+static int run_batch(bp_worker_t *w, const bp_metric_t *m, const bp_agg_options_t *o, bool first_batch,
+                     batch_t *b, bp_err_t *err)
 {
     bp_db_t *db = w->db;
     int64_t iv = m->interval_s;
@@ -216,7 +224,8 @@ static int run_batch(bp_worker_t *w, const bp_metric_t *m, const bp_agg_options_
         }
         PQclear(res);
         res = NULL;
-        if (b->changed > 0 && (rc = add_event(db, w->app->source, m, from, to, changed_from, b->changed, o->trigger, err)) != 0)
+        if (b->changed > 0 &&
+            (rc = add_event(db, w->app->source, m, from, to, changed_from, b->changed, o->trigger, err)) != 0)
             goto fail;
     }
     if (to > (found ? wm : 0)) {
@@ -241,10 +250,12 @@ static int append_result(bp_buf_t *out, bool comma, const bp_metric_t *m, const 
     if (first->skipped)
         return rc ? rc : bp_buf_appendf(out, ",\"skipped\":\"locked by another replica\"}");
     return rc ? rc
-              : bp_buf_appendf(out, ",\"from\":\"%s\",\"to\":\"%s\",\"intervals\":%ld,\"changed\":%ld,\"batches\":%d,"
-                                    "\"caught_up\":%s}",
-                               bp_time_format(first->from, f), bp_time_format(last->to, t), intervals, changed,
-                               batches, last->done ? "true" : "false");
+              : bp_buf_appendf(
+                    out,
+                    ",\"from\":\"%s\",\"to\":\"%s\",\"intervals\":%ld,\"changed\":%ld,\"batches\":%d,"
+                    "\"caught_up\":%s}",
+                    bp_time_format(first->from, f), bp_time_format(last->to, t), intervals, changed, batches,
+                    last->done ? "true" : "false");
 }
 
 int bp_agg_tick(bp_worker_t *w, const bp_agg_options_t *opts, bp_buf_t *out, bp_err_t *err)

@@ -22,11 +22,11 @@
 #include "err.h"
 
 typedef struct st_bp_agg_options_t {
-    int64_t now;        /* epoch seconds; "now" of this tick */
-    int64_t grace_s;    /* an interval is closed once now − grace passes its end */
-    int64_t lateness_s; /* how far behind the watermark to re-aggregate for late events */
-    int64_t lookback_s; /* first run: how far back to start at most */
-    int64_t budget_ms;  /* stop starting new batches after this long; the next tick continues */
+    int64_t now;         /* epoch seconds; "now" of this tick */
+    int64_t grace_s;     /* an interval is closed once now − grace passes its end */
+    int64_t lateness_s;  /* how far behind the watermark to re-aggregate for late events */
+    int64_t lookback_s;  /* first run: how far back to start at most */
+    int64_t budget_ms;   /* stop starting new batches after this long; the next tick continues */
     const char *trigger; /* "scheduler:<job>@<time>", "ping:<id>", "cli"; recorded in events */
 } bp_agg_options_t;
 

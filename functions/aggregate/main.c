@@ -13,7 +13,6 @@
 #include "aggregate.h"
 #include "app.h"
 #include "cloudevents.h"
-#include "db/migrate.h"
 #include "log.h"
 #include "metrics.h"
 #include "timefmt.h"
@@ -36,13 +35,27 @@ static int describe_trigger(const bp_http_request_t *req, char *out, size_t outs
                           "CloudEvent: %s",
                           err->msg);
     if (strcmp(ev.type, BP_CE_TYPE_PING) != 0) {
-        rc = bp_err_set(err, BP_EINVAL, "CloudEvent type '%.80s' does not trigger aggregation (expected %s)", ev.type,
-                        BP_CE_TYPE_PING);
+        rc = bp_err_set(err, BP_EINVAL, "CloudEvent type '%.80s' does not trigger aggregation (expected %s)",
+                        ev.type, BP_CE_TYPE_PING);
     } else {
         snprintf(out, outsz, "ping:%.100s", ev.id);
     }
     bp_ce_clear(&ev);
     return rc;
+}
+
+/* With BIZPULSE_SCHEDULER_TOKEN set (aggregate reachable from outside the cluster for Cloud
+ * Scheduler), every trigger must carry it: as a bearer token, or in X-Bizpulse-Scheduler-Token for
+ * scheduler jobs that already use Authorization for OIDC. */
+static bool scheduler_authorized(const bp_http_request_t *req)
+{
+    const char *token = getenv("BIZPULSE_SCHEDULER_TOKEN");
+    if (token == NULL || token[0] == '\0')
+        return true;
+    const char *h = bp_http_header(req, "x-bizpulse-scheduler-token");
+    if (h != NULL && bp_app_token_equal(h, token))
+        return true;
+    return bp_app_authorized(req, token);
 }
 
 static void handle_tick(void *wctx, const bp_http_request_t *req, bp_http_response_t *res)
@@ -52,7 +65,14 @@ static void handle_tick(void *wctx, const bp_http_request_t *req, bp_http_respon
     bp_err_clear(&err);
     char trigger[200];
     bp_agg_options_t opts;
-    if (describe_trigger(req, trigger, sizeof(trigger), &err) != 0 || bp_agg_options_from_env(&opts, &err) != 0) {
+    if (!scheduler_authorized(req)) {
+        bp_http_respond_error(res, 401, "unauthorized",
+                              "this aggregate requires the scheduler token: send Authorization: Bearer <token> or "
+                              "X-Bizpulse-Scheduler-Token: <token>");
+        return;
+    }
+    if (describe_trigger(req, trigger, sizeof(trigger), &err) != 0 ||
+        bp_agg_options_from_env(&opts, &err) != 0) {
         bp_http_respond_err(res, &err);
         return;
     }
@@ -103,21 +123,6 @@ static int cmd_tick(bp_app_t *app, bp_err_t *err)
     return rc;
 }
 
-static int cmd_migrate(bp_err_t *err)
-{
-    bp_db_t *db = bp_db_new();
-    if (db == NULL)
-        return bp_err_set(err, BP_ENOMEM, "out of memory");
-    int applied = 0;
-    int rc = bp_db_connect_wait(db, 30000, err);
-    if (rc == 0)
-        rc = bp_db_migrate_run(db, &applied, err);
-    if (rc == 0)
-        printf("{\"status\":\"ok\",\"applied\":%d,\"version\":%d}\n", applied, bp_db_migrate_latest());
-    bp_db_free(db);
-    return rc;
-}
-
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "serve";
@@ -129,7 +134,7 @@ int main(int argc, char **argv)
                         "Intervals whose stored value was new or changed.");
     int rc;
     if (strcmp(cmd, "migrate") == 0) {
-        rc = cmd_migrate(&err);
+        rc = bp_app_migrate(&err);
     } else if (strcmp(cmd, "check-config") == 0) {
         bp_config_t *cfg = NULL;
         rc = bp_config_load(argc > 2 ? argv[2] : getenv("BIZPULSE_METRICS"), &cfg, &err);
@@ -144,8 +149,9 @@ int main(int argc, char **argv)
         if (rc == 0)
             rc = bp_agg_check_config(app.config, &err);
         if (rc == 0)
-            rc = strcmp(cmd, "tick") == 0 ? cmd_tick(&app, &err)
-                                          : bp_app_serve(&app, routes, sizeof(routes) / sizeof(routes[0]), &err);
+            rc = strcmp(cmd, "tick") == 0
+                     ? cmd_tick(&app, &err)
+                     : bp_app_serve(&app, routes, sizeof(routes) / sizeof(routes[0]), &err);
         bp_app_free(&app);
     } else {
         fprintf(stderr, "usage: bizpulse-aggregate [serve|tick|migrate|check-config [FILE]]\n");

@@ -35,11 +35,14 @@ static const bp_db_stmt_t store_sql = {
     " lower_bound = u.lower, upper_bound = u.upper, method = 'sigma3', scored_at = now(),"
     " anomaly_context = CASE WHEN u.verdict THEN jsonb_build_object('method', 'sigma3', 'state', 'scored',"
     "   'mean', u.mean, 'stddev', u.sd, 'lower', u.lower, 'upper', u.upper, 'window', u.n,"
-    "   'reason', format('value %s is %s the 3-sigma band [%s, %s] of the trailing %s points', m.metric_value,"
-    "     CASE WHEN u.anomaly THEN 'outside' ELSE 'inside' END, round(u.lower::numeric, 2), round(u.upper::numeric, 2), u.n))"
+    "   'reason', format('value %s is %s the 3-sigma band [%s, %s] of the trailing %s points', "
+    "m.metric_value,"
+    "     CASE WHEN u.anomaly THEN 'outside' ELSE 'inside' END, round(u.lower::numeric, 2), "
+    "round(u.upper::numeric, 2), u.n))"
     "  ELSE jsonb_build_object('method', 'sigma3', 'state', 'learning', 'window', u.n,"
     "   'reason', format('learning: %s of the 90 points of history the 3-sigma rule needs', u.n)) END"
-    " FROM unnest($2::bigint[], $3::bool[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::float8[],"
+    " FROM unnest($2::bigint[], $3::bool[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], "
+    "$8::float8[],"
     "             $9::int[], $10::bool[]) AS u(ts, anomaly, score, mean, sd, lower, upper, n, verdict)"
     " WHERE m.metric_name = $1 AND m.series = '' AND m.metric_timestamp = to_timestamp(u.ts)",
     10};
@@ -48,14 +51,16 @@ int bp_detect_options_from_env(bp_detect_options_t *o, bp_err_t *err)
 {
     long window, min, span, resolve;
     int rc;
-    if ((rc = bp_config_env_int("BIZPULSE_DETECT_ALERT_WINDOW_S", 3600, 60, 366L * 86400, &window, err)) != 0 ||
+    if ((rc = bp_config_env_int("BIZPULSE_DETECT_ALERT_WINDOW_S", 3600, 60, 366L * 86400, &window, err)) !=
+            0 ||
         (rc = bp_config_env_int("BIZPULSE_DETECT_MIN_ANOMALIES", 2, 1, 100, &min, err)) != 0 ||
         (rc = bp_config_env_int("BIZPULSE_DETECT_OPEN_SPAN", 5, 1, 1000, &span, err)) != 0 ||
         (rc = bp_config_env_int("BIZPULSE_DETECT_RESOLVE_AFTER", 30, 1, 100000, &resolve, err)) != 0)
         return rc;
     if (min > span)
-        return bp_err_set(err, BP_ECONFIG, "BIZPULSE_DETECT_MIN_ANOMALIES (%ld) exceeds BIZPULSE_DETECT_OPEN_SPAN (%ld)",
-                          min, span);
+        return bp_err_set(err, BP_ECONFIG,
+                          "BIZPULSE_DETECT_MIN_ANOMALIES (%ld) exceeds BIZPULSE_DETECT_OPEN_SPAN (%ld)", min,
+                          span);
     *o = (bp_detect_options_t){.now = bp_time_now(),
                                .alert_window_s = window,
                                .min_anomalies = (int)min,
@@ -116,9 +121,11 @@ static int store(bp_db_t *db, const char *metric, const bp_point_t *pts, const s
         double sd = (p->upper - p->lower) / 6.0;
         if ((rc = arr_num(&a[TS], i, false, (double)p->ts)) != 0 ||
             (rc = bp_buf_appendf(&a[ANOM], "%s%s", i ? "," : "{", p->anomaly ? "t" : "f")) != 0 ||
-            (rc = arr_num(&a[SCORE], i, nv, p->score)) != 0 || (rc = arr_num(&a[MEAN], i, nv, p->expected)) != 0 ||
-            (rc = arr_num(&a[SD], i, nv, sd)) != 0 || (rc = arr_num(&a[LOWER], i, nv, p->lower)) != 0 ||
-            (rc = arr_num(&a[UPPER], i, nv, p->upper)) != 0 || (rc = arr_num(&a[N], i, false, (double)n_hist[i])) != 0 ||
+            (rc = arr_num(&a[SCORE], i, nv, p->score)) != 0 ||
+            (rc = arr_num(&a[MEAN], i, nv, p->expected)) != 0 || (rc = arr_num(&a[SD], i, nv, sd)) != 0 ||
+            (rc = arr_num(&a[LOWER], i, nv, p->lower)) != 0 ||
+            (rc = arr_num(&a[UPPER], i, nv, p->upper)) != 0 ||
+            (rc = arr_num(&a[N], i, false, (double)n_hist[i])) != 0 ||
             (rc = bp_buf_appendf(&a[VERDICT], "%s%s", i ? "," : "{", p->verdict ? "t" : "f")) != 0)
             break;
     }
@@ -127,8 +134,8 @@ static int store(bp_db_t *db, const char *metric, const bp_point_t *pts, const s
     if (rc != 0) {
         rc = bp_err_set(err, rc, "scored window too large to store");
     } else {
-        const char *p[] = {metric,     a[TS].base, a[ANOM].base, a[SCORE].base, a[MEAN].base,
-                           a[SD].base, a[LOWER].base, a[UPPER].base, a[N].base, a[VERDICT].base};
+        const char *p[] = {metric,     a[TS].base,    a[ANOM].base,  a[SCORE].base, a[MEAN].base,
+                           a[SD].base, a[LOWER].base, a[UPPER].base, a[N].base,     a[VERDICT].base};
         rc = bp_db_query(db, &store_sql, p, NULL, err);
     }
     for (int k = 0; k < NARR; k++)
@@ -137,8 +144,8 @@ static int store(bp_db_t *db, const char *metric, const bp_point_t *pts, const s
 }
 
 /* Loads the window plus its 180 points of history and scores every point of the window. */
-static int score_window(bp_db_t *db, const bp_metric_t *m, const request_t *r, bp_point_t **out, size_t **hist_n,
-                        size_t *n, bp_err_t *err)
+static int score_window(bp_db_t *db, const bp_metric_t *m, const request_t *r, bp_point_t **out,
+                        size_t **hist_n, size_t *n, bp_err_t *err)
 {
     char s_from[24], s_to[24];
     snprintf(s_from, sizeof(s_from), "%" PRId64, r->from - (int64_t)BP_SIGMA3_WINDOW * m->interval_s);
@@ -201,8 +208,8 @@ int bp_detect_handle(bp_worker_t *w, const bp_ce_t *ev, const bp_detect_options_
                      bp_err_t *err)
 {
     if (strcmp(ev->type, BP_CE_TYPE_AGGREGATED) != 0)
-        return bp_err_set(err, BP_EINVAL, "event type '%.80s' is not handled by detect (expected %s)", ev->type,
-                          BP_CE_TYPE_AGGREGATED);
+        return bp_err_set(err, BP_EINVAL, "event type '%.80s' is not handled by detect (expected %s)",
+                          ev->type, BP_CE_TYPE_AGGREGATED);
     request_t r = {0};
     bp_detect_options_t o = *opts;
     o.source = w->app->source;
@@ -216,7 +223,8 @@ int bp_detect_handle(bp_worker_t *w, const bp_ce_t *ev, const bp_detect_options_
     bool first = false;
     const bp_metric_t *m = bp_config_find(w->app->config, r.metric);
     if (m == NULL) {
-        rc = bp_err_set(err, BP_ENOTFOUND, "unknown metric '%.100s': not in %s", r.metric, w->app->config->path);
+        rc = bp_err_set(err, BP_ENOTFOUND, "unknown metric '%.100s': not in %s", r.metric,
+                        w->app->config->path);
         goto out;
     }
     const char *name[] = {m->name};
@@ -234,7 +242,8 @@ int bp_detect_handle(bp_worker_t *w, const bp_ce_t *ev, const bp_detect_options_
     if ((rc = bp_db_query(w->db, &lock_sql, name, NULL, err)) != 0 ||
         (rc = score_window(w->db, m, &r, &pts, &hist_n, &n, err)) != 0 ||
         (n > 0 && (rc = store(w->db, m->name, pts, hist_n, n, err)) != 0) ||
-        (rc = bp_incident_apply(w->db, m, pts, n, opts, &change, err)) != 0 || (rc = bp_db_commit(w->db, err)) != 0)
+        (rc = bp_incident_apply(w->db, m, pts, n, opts, &change, err)) != 0 ||
+        (rc = bp_db_commit(w->db, err)) != 0)
         goto rollback;
     size_t anomalies = 0, learning = 0;
     for (size_t i = 0; i < n; i++) {
@@ -244,9 +253,11 @@ int bp_detect_handle(bp_worker_t *w, const bp_ce_t *ev, const bp_detect_options_
     bp_metrics_inc("bizpulse_events_in_total", "type=\"aggregated\",result=\"ok\"");
     bp_metrics_add("bizpulse_detect_points_scored_total", "", (double)n);
     bp_metrics_add("bizpulse_detect_anomalies_total", "", (double)anomalies);
-    rc = bp_buf_appendf(out, "{\"status\":\"ok\",\"metric\":\"%s\",\"scored\":%zu,\"anomalies\":%zu,\"learning\":%zu,"
-                             "\"incident\":",
-                        m->name, n, anomalies, learning);
+    rc = bp_buf_appendf(
+        out,
+        "{\"status\":\"ok\",\"metric\":\"%s\",\"scored\":%zu,\"anomalies\":%zu,\"learning\":%zu,"
+        "\"incident\":",
+        m->name, n, anomalies, learning);
     if (rc == 0 && change.id != 0)
         rc = bp_buf_appendf(out, "{\"id\":%lld,\"state\":\"%s\"}}", change.id, change.state);
     else if (rc == 0)

@@ -20,8 +20,8 @@ typedef struct st_bp_detect_options_t {
     int64_t alert_window_s; /* anomalies older than now − this are recorded but open nothing */
     int min_anomalies;      /* anomalous points among the last open_span needed to open */
     int open_span;
-    int resolve_after;      /* normal points after the last anomaly that resolve an incident */
-    const char *source;     /* CloudEvents source of the incident events */
+    int resolve_after;  /* normal points after the last anomaly that resolve an incident */
+    const char *source; /* CloudEvents source of the incident events */
 } bp_detect_options_t;
 
 /* Reads BIZPULSE_DETECT_* env into opts (now = current time). */

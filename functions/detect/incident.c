@@ -12,7 +12,6 @@
 #include "outbox.h"
 #include "timefmt.h"
 
-
 static const bp_db_stmt_t open_incident_sql = {
     "bp_inc_open",
     "SELECT id, extract(epoch FROM last_anomaly_at)::bigint AS last_anomaly,"
@@ -39,7 +38,8 @@ static const bp_db_stmt_t update_sql = {
 
 static const bp_db_stmt_t resolve_sql = {
     "bp_inc_resolve",
-    "UPDATE incidents SET status = 'resolved', resolved_at = now(), updated_at = now() WHERE id = $1::bigint", 1};
+    "UPDATE incidents SET status = 'resolved', resolved_at = now(), updated_at = now() WHERE id = $1::bigint",
+    1};
 
 void bp_incident_summary(const char *metric, const bp_point_t *peak, int64_t started, char *out, size_t outsz)
 {
@@ -50,14 +50,15 @@ void bp_incident_summary(const char *metric, const bp_point_t *peak, int64_t sta
     at[16] = since[16] = '\0'; /* "2026-11-25 14:05" */
     double pct = peak->expected != 0 ? (peak->value - peak->expected) / fabs(peak->expected) * 100.0 : 0;
     snprintf(out, outsz,
-             "%s %s to %.4g (%+.0f%% vs %.4g expected) at %s UTC, anomalous since %s UTC; outside the 3-sigma band "
+             "%s %s to %.4g (%+.0f%% vs %.4g expected) at %s UTC, anomalous since %s UTC; outside the "
+             "3-sigma band "
              "%.4g to %.4g of the trailing %d points",
-             metric, peak->value < peak->expected ? "fell" : "rose", peak->value, pct, peak->expected, at + 11,
-             since, peak->lower, peak->upper, 180);
+             metric, peak->value < peak->expected ? "fell" : "rose", peak->value, pct, peak->expected,
+             at + 11, since, peak->lower, peak->upper, 180);
 }
 
-static int emit(bp_db_t *db, const char *source, long long id, const char *state, const char *type, const char *metric,
-                int64_t started, const char *summary, bp_err_t *err)
+static int emit(bp_db_t *db, const char *source, long long id, const char *state, const char *type,
+                const char *metric, int64_t started, const char *summary, bp_err_t *err)
 {
     char ce_id[64], t[BP_TIME_STRLEN];
     snprintf(ce_id, sizeof(ce_id), "incident/%lld/%s", id, state);
@@ -65,7 +66,9 @@ static int emit(bp_db_t *db, const char *source, long long id, const char *state
     bp_buf_init(&data, 16384);
     int rc = bp_buf_appendf(&data, "{\"incident_id\":%lld,\"state\":\"%s\",\"metric\":", id, state);
     rc = rc ? rc : bp_json_append_str(&data, metric);
-    rc = rc ? rc : bp_buf_appendf(&data, ",\"series\":\"\",\"started_at\":\"%s\",\"summary\":", bp_time_format(started, t));
+    rc = rc ? rc
+            : bp_buf_appendf(
+                  &data, ",\"series\":\"\",\"started_at\":\"%s\",\"summary\":", bp_time_format(started, t));
     rc = rc ? rc : bp_json_append_str(&data, summary);
     rc = rc ? rc : bp_buf_append(&data, "}", 1);
     if (rc == 0) {
@@ -139,7 +142,8 @@ int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *pts, 
         if (open_at < 0)
             return 0;
         /* The episode starts at the first anomaly of the span that opened it. */
-        size_t first = (size_t)open_at + 1 > (size_t)o->open_span ? (size_t)open_at + 1 - (size_t)o->open_span : 0;
+        size_t first =
+            (size_t)open_at + 1 > (size_t)o->open_span ? (size_t)open_at + 1 - (size_t)o->open_span : 0;
         while (!pts[first].anomaly)
             first++;
         started = pts[first].ts;
@@ -166,15 +170,16 @@ int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *pts, 
     snprintf(s_peak, sizeof(s_peak), "%.17g", peak.value);
     snprintf(s_exp, sizeof(s_exp), "%.17g", peak.expected);
     char ctx[256];
-    snprintf(ctx, sizeof(ctx), "{\"method\":\"sigma3\",\"lower\":%.17g,\"upper\":%.17g,\"window\":180}", peak.lower,
-             peak.upper);
+    snprintf(ctx, sizeof(ctx), "{\"method\":\"sigma3\",\"lower\":%.17g,\"upper\":%.17g,\"window\":180}",
+             peak.lower, peak.upper);
     if (id == 0) {
         const char *p[] = {m->name, s_started, s_last, s_peak_ts, s_peak, s_exp, summary, ctx};
         if ((rc = bp_db_query(db, &insert_sql, p, &res, err)) != 0)
             return rc;
         id = bp_db_int(res, 0, "id");
         PQclear(res);
-        if ((rc = emit(db, o->source, id, "opened", BP_CE_TYPE_INCIDENT_OPENED, m->name, started, summary, err)) != 0)
+        if ((rc = emit(db, o->source, id, "opened", BP_CE_TYPE_INCIDENT_OPENED, m->name, started, summary,
+                       err)) != 0)
             return rc;
         change->id = id;
         change->state = "opened";
@@ -196,7 +201,8 @@ int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *pts, 
         snprintf(s_id, sizeof(s_id), "%lld", id);
         const char *p[] = {s_id};
         if ((rc = bp_db_query(db, &resolve_sql, p, NULL, err)) != 0 ||
-            (rc = emit(db, o->source, id, "resolved", BP_CE_TYPE_INCIDENT_RESOLVED, m->name, started, summary, err)) != 0)
+            (rc = emit(db, o->source, id, "resolved", BP_CE_TYPE_INCIDENT_RESOLVED, m->name, started, summary,
+                       err)) != 0)
             return rc;
         change->id = id;
         change->state = "resolved";

@@ -26,7 +26,7 @@ typedef struct st_bp_point_t {
 } bp_point_t;
 
 typedef struct st_bp_incident_change_t {
-    long long id; /* 0 when nothing changed */
+    long long id;      /* 0 when nothing changed */
     const char *state; /* "opened", "updated", "resolved" */
 } bp_incident_change_t;
 
@@ -38,6 +38,7 @@ int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *pts, 
 /* The plain sentence of an incident, e.g. "user_registration fell to 302 (−30% vs 431
  * expected) at 2026-11-25 14:05 UTC; outside the 3σ band 395–467 of the trailing 180 points".
  * Writes into out (NUL-terminated, truncated to outsz). */
-void bp_incident_summary(const char *metric, const bp_point_t *peak, int64_t started, char *out, size_t outsz);
+void bp_incident_summary(const char *metric, const bp_point_t *peak, int64_t started, char *out,
+                         size_t outsz);
 
 #endif

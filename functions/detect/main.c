@@ -11,7 +11,6 @@
 
 #include "app.h"
 #include "cloudevents.h"
-#include "db/migrate.h"
 #include "detect.h"
 #include "log.h"
 #include "metrics.h"
@@ -50,21 +49,6 @@ static const bp_http_route_t routes[] = {
     {"POST", "/", "event", handle_event},
 };
 
-static int cmd_migrate(bp_err_t *err)
-{
-    bp_db_t *db = bp_db_new();
-    if (db == NULL)
-        return bp_err_set(err, BP_ENOMEM, "out of memory");
-    int applied = 0;
-    int rc = bp_db_connect_wait(db, 30000, err);
-    if (rc == 0)
-        rc = bp_db_migrate_run(db, &applied, err);
-    if (rc == 0)
-        printf("{\"status\":\"ok\",\"applied\":%d,\"version\":%d}\n", applied, bp_db_migrate_latest());
-    bp_db_free(db);
-    return rc;
-}
-
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "serve";
@@ -76,7 +60,7 @@ int main(int argc, char **argv)
     bp_metrics_register("bizpulse_incidents_total", BP_METRIC_COUNTER, "Incident state changes.");
     int rc;
     if (strcmp(cmd, "migrate") == 0) {
-        rc = cmd_migrate(&err);
+        rc = bp_app_migrate(&err);
     } else if (strcmp(cmd, "score") == 0) {
         if (argc != 4 || strcmp(argv[2], "--csv") != 0) {
             fprintf(stderr, "usage: bizpulse-detect score --csv FILE|-\n");

@@ -23,7 +23,8 @@ int bp_score_csv(const char *path, FILE *out, bp_err_t *err)
         lineno++;
         size_t len = strcspn(line, "\r\n");
         if (line[len] == '\0' && !feof(in)) {
-            rc = bp_err_set(err, BP_EINVAL, "%s:%ld: line longer than %zu bytes", path, lineno, sizeof(line) - 2);
+            rc = bp_err_set(err, BP_EINVAL, "%s:%ld: line longer than %zu bytes", path, lineno,
+                            sizeof(line) - 2);
             break;
         }
         line[len] = '\0';

@@ -178,7 +178,8 @@ static int prepare(bp_db_t *db, const bp_db_stmt_t *stmt, bp_err_t *err)
     return 0;
 }
 
-int bp_db_query(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *params, PGresult **res, bp_err_t *err)
+int bp_db_query(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *params, PGresult **res,
+                bp_err_t *err)
 {
     if (res != NULL)
         *res = NULL;

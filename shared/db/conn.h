@@ -50,7 +50,8 @@ int bp_db_connect_wait(bp_db_t *db, int deadline_ms, bp_err_t *err);
 /* Runs a prepared statement with text parameters (NULL entries are SQL NULLs). On success
  * returns 0 and, when res is not NULL, stores the result there (caller PQclear()s it);
  * with res NULL the result is discarded. On failure returns a BP_E* code, *res is NULL. */
-int bp_db_query(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *params, PGresult **res, bp_err_t *err);
+int bp_db_query(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *params, PGresult **res,
+                bp_err_t *err);
 
 /* Runs fixed SQL text with no parameters (BEGIN, COMMIT, migrations). Never pass input here. */
 int bp_db_exec_static(bp_db_t *db, const char *sql, bp_err_t *err);

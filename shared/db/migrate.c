@@ -11,12 +11,12 @@
 
 static const bp_db_stmt_t lock_sql = {"bp_migrate_lock", "SELECT pg_advisory_lock($1::bigint)", 1};
 static const bp_db_stmt_t unlock_sql = {"bp_migrate_unlock", "SELECT pg_advisory_unlock($1::bigint)", 1};
-static const bp_db_stmt_t applied_sql = {"bp_migrate_applied",
-                                         "SELECT coalesce(max(version), 0) AS version FROM schema_migrations", 0};
-static const bp_db_stmt_t record_sql = {"bp_migrate_record",
-                                        "INSERT INTO schema_migrations (version, name) VALUES ($1::int, $2)", 2};
-static const bp_db_stmt_t exists_sql = {
-    "bp_migrate_exists", "SELECT to_regclass('schema_migrations') IS NOT NULL AS present", 0};
+static const bp_db_stmt_t applied_sql = {
+    "bp_migrate_applied", "SELECT coalesce(max(version), 0) AS version FROM schema_migrations", 0};
+static const bp_db_stmt_t record_sql = {
+    "bp_migrate_record", "INSERT INTO schema_migrations (version, name) VALUES ($1::int, $2)", 2};
+static const bp_db_stmt_t exists_sql = {"bp_migrate_exists",
+                                        "SELECT to_regclass('schema_migrations') IS NOT NULL AS present", 0};
 
 static const char create_table_sql[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
                                        " version INTEGER PRIMARY KEY,"

@@ -41,7 +41,8 @@ static size_t discard(char *ptr, size_t size, size_t nmemb, void *userdata)
     return size * nmemb;
 }
 
-int bp_http_client_send_ce(bp_http_client_t *c, const char *url, const bp_ce_t *ev, int *status, bp_err_t *err)
+int bp_http_client_send_ce(bp_http_client_t *c, const char *url, const bp_ce_t *ev, int *status,
+                           bp_err_t *err)
 {
     *status = 0;
     bp_http_header_t hdrs[10];

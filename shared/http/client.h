@@ -21,6 +21,7 @@ void bp_http_client_free(bp_http_client_t *c); /* NULL-safe */
  * 2xx answer; BP_EIO when the sink is unreachable or answered 5xx/429 (retry later);
  * BP_EINVAL when it answered another 4xx (the event will never be accepted). *status gets the
  * HTTP status (0 when none). */
-int bp_http_client_send_ce(bp_http_client_t *c, const char *url, const bp_ce_t *ev, int *status, bp_err_t *err);
+int bp_http_client_send_ce(bp_http_client_t *c, const char *url, const bp_ce_t *ev, int *status,
+                           bp_err_t *err);
 
 #endif

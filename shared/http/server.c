@@ -364,7 +364,7 @@ static void response_free(bp_http_response_t *res)
     bp_buf_free(&res->body);
 }
 
-/* request accounting (loop thread). */
+/* Request accounting: metrics and the access log line, on the loop thread. */
 
 static const bp_http_route_t *match_route(const server_t *srv, const char *method, size_t method_len,
                                           const char *path, size_t path_len, bool *path_known);
@@ -420,7 +420,7 @@ static size_t path_len_of(h2o_req_t *req)
     return req->query_at != SIZE_MAX && req->query_at <= req->path.len ? req->query_at : req->path.len;
 }
 
-/* sending (loop thread). */
+/* Sending responses, on the loop thread. */
 
 static void free_slot(void *p)
 {
@@ -474,7 +474,7 @@ static void send_error_now(server_t *srv, h2o_req_t *req, const char *route, uin
                    (double)(now_ns() - t0) / 1e9, tp, false);
 }
 
-/* worker pool. */
+/* The worker pool: a mutex+condvar FIFO of jobs, drained by cfg->workers threads. */
 
 static void set_pool_gauges(server_t *srv)
 {
@@ -593,7 +593,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* loop side of a job. */
+/* The loop side of a job: dispose guard and the hand-back from a worker. */
 
 static void on_req_dispose(void *p)
 {
@@ -637,7 +637,7 @@ static void on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *m
     }
 }
 
-/* routing and the built-ins (loop thread). */
+/* Routing and the built-in endpoints, on the loop thread. */
 
 static bool route_path_matches(const bp_http_route_t *r, const char *path, size_t path_len)
 {
@@ -794,7 +794,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
-/* JSON bodies for errors h2o sends by itself. */
+/* JSON bodies for the errors h2o sends by itself. */
 
 static void error_ostream_send(h2o_ostream_t *_self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
                                h2o_send_state_t state)
@@ -887,7 +887,7 @@ static void on_setup_error_ostream(h2o_filter_t *_self, h2o_req_t *req, h2o_ostr
     h2o_setup_next_ostream(req, slot);
 }
 
-/* listener, signals, lifecycle (loop thread). */
+/* Listener, signals and lifecycle, on the loop thread. */
 
 static void on_accept(h2o_socket_t *listener, const char *err)
 {

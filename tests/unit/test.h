@@ -18,7 +18,7 @@ static int test_current_failed;
 #define CHECK(cond)                                                                                          \
     do {                                                                                                     \
         if (!(cond)) {                                                                                       \
-            printf("#   %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                               \
+            printf("#   %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                              \
             test_current_failed = 1;                                                                         \
         }                                                                                                    \
     } while (0)
@@ -27,7 +27,8 @@ static int test_current_failed;
     do {                                                                                                     \
         const char *a_ = (a), *b_ = (b);                                                                     \
         if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0) {                                               \
-            printf("#   %s:%d: \"%s\" != \"%s\"\n", __FILE__, __LINE__, a_ ? a_ : "(null)", b_ ? b_ : "(null)"); \
+            printf("#   %s:%d: \"%s\" != \"%s\"\n", __FILE__, __LINE__, a_ ? a_ : "(null)",                  \
+                   b_ ? b_ : "(null)");                                                                      \
             test_current_failed = 1;                                                                         \
         }                                                                                                    \
     } while (0)
@@ -55,7 +56,7 @@ static int test_current_failed;
         test_current_failed = 0;                                                                             \
         fn();                                                                                                \
         test_count++;                                                                                        \
-        printf("%s %d - %s\n", test_current_failed ? "not ok" : "ok", test_count, #fn);                     \
+        printf("%s %d - %s\n", test_current_failed ? "not ok" : "ok", test_count, #fn);                      \
         test_failures += test_current_failed;                                                                \
     } while (0)
 

@@ -4,7 +4,10 @@
 #include "../test.h"
 #include "cloudevents.h"
 
-#define H(n, v) {(char *)(n), (char *)(v)}
+#define H(n, v)                                                                                              \
+    {                                                                                                        \
+        (char *)(n), (char *)(v)                                                                             \
+    }
 
 static int decode(bp_http_header_t *h, size_t n, const char *body, bp_ce_t *ev, bp_err_t *err)
 {
@@ -13,9 +16,9 @@ static int decode(bp_http_header_t *h, size_t n, const char *body, bp_ce_t *ev, 
 
 static void binary_mode_event_is_decoded_with_its_body_as_data(void)
 {
-    bp_http_header_t h[] = {H("ce-id", "abc"), H("ce-source", "/bizpulse/aggregate"), H("ce-specversion", "1.0"),
-                            H("ce-type", "dev.bizpulse.metrics.aggregated.v1"), H("ce-subject", "signups"),
-                            H("content-type", "application/json")};
+    bp_http_header_t h[] = {H("ce-id", "abc"),          H("ce-source", "/bizpulse/aggregate"),
+                            H("ce-specversion", "1.0"), H("ce-type", "dev.bizpulse.metrics.aggregated.v1"),
+                            H("ce-subject", "signups"), H("content-type", "application/json")};
     bp_ce_t ev;
     bp_err_t err;
     CHECK_INT(decode(h, 6, "{\"metric\":\"signups\"}", &ev, &err), 0);
@@ -46,7 +49,8 @@ static void broken_percent_encoding_is_refused(void)
 {
     const char *bad[] = {"a%2", "a%zz", "%", "a%00b"};
     for (size_t i = 0; i < 4; i++) {
-        bp_http_header_t h[] = {H("ce-id", bad[i]), H("ce-source", "/s"), H("ce-specversion", "1.0"), H("ce-type", "t")};
+        bp_http_header_t h[] = {H("ce-id", bad[i]), H("ce-source", "/s"), H("ce-specversion", "1.0"),
+                                H("ce-type", "t")};
         bp_ce_t ev;
         bp_err_t err;
         CHECK_INT(decode(h, 4, "", &ev, &err), BP_EINVAL);
@@ -58,7 +62,8 @@ static void each_missing_required_attribute_is_named(void)
 {
     const char *names[] = {"id", "source", "specversion", "type"};
     for (size_t skip = 0; skip < 4; skip++) {
-        bp_http_header_t all[] = {H("ce-id", "1"), H("ce-source", "/s"), H("ce-specversion", "1.0"), H("ce-type", "t")};
+        bp_http_header_t all[] = {H("ce-id", "1"), H("ce-source", "/s"), H("ce-specversion", "1.0"),
+                                  H("ce-type", "t")};
         bp_http_header_t h[4];
         size_t n = 0;
         for (size_t i = 0; i < 4; i++)
@@ -76,7 +81,8 @@ static void each_missing_required_attribute_is_named(void)
 
 static void wrong_specversion_is_refused(void)
 {
-    bp_http_header_t h[] = {H("ce-id", "1"), H("ce-source", "/s"), H("ce-specversion", "0.3"), H("ce-type", "t")};
+    bp_http_header_t h[] = {H("ce-id", "1"), H("ce-source", "/s"), H("ce-specversion", "0.3"),
+                            H("ce-type", "t")};
     bp_ce_t ev;
     bp_err_t err;
     CHECK_INT(decode(h, 4, "", &ev, &err), BP_EINVAL);
@@ -86,7 +92,8 @@ static void wrong_specversion_is_refused(void)
 static void structured_mode_event_is_decoded_with_data_as_json_text(void)
 {
     bp_http_header_t h[] = {H("content-type", "application/cloudevents+json; charset=utf-8")};
-    const char *body = "{\"specversion\":\"1.0\",\"id\":\"x1\",\"source\":\"/s\",\"type\":\"t\",\"time\":\"2026-11-25T10:00:00Z\","
+    const char *body = "{\"specversion\":\"1.0\",\"id\":\"x1\",\"source\":\"/"
+                       "s\",\"type\":\"t\",\"time\":\"2026-11-25T10:00:00Z\","
                        "\"data\":{\"metric\":\"m\",\"n\":1}}";
     bp_ce_t ev;
     bp_err_t err;
@@ -100,7 +107,8 @@ static void structured_mode_event_is_decoded_with_data_as_json_text(void)
 static void structured_mode_data_base64_is_decoded(void)
 {
     bp_http_header_t h[] = {H("content-type", "application/cloudevents+json")};
-    const char *body = "{\"specversion\":\"1.0\",\"id\":\"x\",\"source\":\"/s\",\"type\":\"t\",\"data_base64\":\"aGVsbG8=\"}";
+    const char *body = "{\"specversion\":\"1.0\",\"id\":\"x\",\"source\":\"/"
+                       "s\",\"type\":\"t\",\"data_base64\":\"aGVsbG8=\"}";
     bp_ce_t ev;
     bp_err_t err;
     CHECK_INT(decode(h, 1, body, &ev, &err), 0);
@@ -114,9 +122,11 @@ static void structured_mode_missing_id_is_refused(void)
     bp_http_header_t h[] = {H("content-type", "application/cloudevents+json")};
     bp_ce_t ev;
     bp_err_t err;
-    CHECK_INT(decode(h, 1, "{\"specversion\":\"1.0\",\"source\":\"/s\",\"type\":\"t\"}", &ev, &err), BP_EINVAL);
+    CHECK_INT(decode(h, 1, "{\"specversion\":\"1.0\",\"source\":\"/s\",\"type\":\"t\"}", &ev, &err),
+              BP_EINVAL);
     CHECK(strstr(err.msg, "'id'") != NULL);
-    CHECK_INT(decode(h, 1, "{\"specversion\":\"1.0\",\"id\":7,\"source\":\"/s\",\"type\":\"t\"}", &ev, &err), BP_EINVAL);
+    CHECK_INT(decode(h, 1, "{\"specversion\":\"1.0\",\"id\":7,\"source\":\"/s\",\"type\":\"t\"}", &ev, &err),
+              BP_EINVAL);
 }
 
 static void malformed_structured_json_is_refused(void)
@@ -154,8 +164,12 @@ static void a_plain_request_is_not_an_event(void)
 
 static void encoding_then_decoding_gives_the_same_event(void)
 {
-    bp_ce_t in = {.id = "incident/7/opened", .source = "/bizpulse/detect", .specversion = "1.0",
-                  .type = "dev.bizpulse.incident.opened.v1", .subject = "注册 \"rate\" 100%", .data = "{}",
+    bp_ce_t in = {.id = "incident/7/opened",
+                  .source = "/bizpulse/detect",
+                  .specversion = "1.0",
+                  .type = "dev.bizpulse.incident.opened.v1",
+                  .subject = "注册 \"rate\" 100%",
+                  .data = "{}",
                   .data_len = 2};
     bp_http_header_t h[10];
     int n = bp_ce_encode_binary(&in, h, 10);

@@ -16,10 +16,13 @@ static void the_design_example_loads(void)
         "{\"name\": \"user_registration\", \"kind\": \"count\", \"event_type\": \"user_registration\"},"
         "{\"name\": \"registration_success_rate\", \"kind\": \"ratio\","
         " \"numerator\": {\"event_type\": \"registration_success\"},"
-        " \"denominator\": {\"event_type\": \"registration_attempt\"}, \"dimensions\": [\"country\", \"platform\"]},"
-        "{\"name\": \"revenue_eur\", \"kind\": \"sum\", \"event_type\": \"order_placed\", \"field\": \"amount\","
+        " \"denominator\": {\"event_type\": \"registration_attempt\"}, \"dimensions\": [\"country\", "
+        "\"platform\"]},"
+        "{\"name\": \"revenue_eur\", \"kind\": \"sum\", \"event_type\": \"order_placed\", \"field\": "
+        "\"amount\","
         " \"filter\": {\"currency\": \"EUR\"}, \"interval\": \"5m\"},"
-        "{\"name\": \"active_users\", \"kind\": \"distinct\", \"event_type\": \"login\", \"field\": \"user_id\"}]}";
+        "{\"name\": \"active_users\", \"kind\": \"distinct\", \"event_type\": \"login\", \"field\": "
+        "\"user_id\"}]}";
     bp_config_t *cfg = NULL;
     bp_err_t err;
     CHECK_INT(parse(text, &cfg, &err), 0);
@@ -56,20 +59,26 @@ static void mistakes_are_refused_naming_file_metric_and_field(void)
 {
     expect_error("{\"metrics\":[{\"name\":\"a\",\"kind\":\"cnt\",\"event_type\":\"e\"}]}",
                  "metric 'a' (#1): field 'kind': unknown kind 'cnt'");
-    expect_error("{\"metrics\":[{\"name\":\"a\",\"kind\":\"count\"}]}", "metric 'a' (#1): field 'event_type'");
+    expect_error("{\"metrics\":[{\"name\":\"a\",\"kind\":\"count\"}]}",
+                 "metric 'a' (#1): field 'event_type'");
     expect_error("{\"metrics\":[{\"name\":\"r\",\"kind\":\"ratio\",\"numerator\":{\"event_type\":\"x\"}}]}",
                  "metric 'r' (#1): field 'denominator'");
     expect_error("{\"metrics\":[{\"name\":\"a\",\"kind\":\"count\",\"event_type\":\"e\"},"
                  "{\"name\":\"a\",\"kind\":\"count\",\"event_type\":\"f\"}]}",
                  "metric 'a' (#2): field 'name': duplicate");
-    expect_error("{\"metrics\":[{\"name\":\"a\",\"kind\":\"count\",\"event_type\":\"e\",\"dimensions\":\"country\"}]}",
-                 "field 'dimensions': must be an array of strings");
-    expect_error("{\"metrics\":[{\"name\":\"a\",\"kind\":\"count\",\"event_type\":\"e\",\"dimensions\":[1]}]}",
-                 "field 'dimensions'");
-    expect_error("{\"metrics\":[{\"name\":\"s\",\"kind\":\"sum\",\"event_type\":\"e\"}]}", "metric 's' (#1): field 'field'");
-    expect_error("{\"metrics\":[{\"name\":\"a b\",\"kind\":\"count\",\"event_type\":\"e\"}]}", "metric #1: field 'name'");
-    expect_error("{\"metrics\":[{\"name\":\"a\",\"kind\":\"count\",\"event_type\":\"e\",\"interval\":\"2m\"}]}",
-                 "field 'interval'");
+    expect_error(
+        "{\"metrics\":[{\"name\":\"a\",\"kind\":\"count\",\"event_type\":\"e\",\"dimensions\":\"country\"}]}",
+        "field 'dimensions': must be an array of strings");
+    expect_error(
+        "{\"metrics\":[{\"name\":\"a\",\"kind\":\"count\",\"event_type\":\"e\",\"dimensions\":[1]}]}",
+        "field 'dimensions'");
+    expect_error("{\"metrics\":[{\"name\":\"s\",\"kind\":\"sum\",\"event_type\":\"e\"}]}",
+                 "metric 's' (#1): field 'field'");
+    expect_error("{\"metrics\":[{\"name\":\"a b\",\"kind\":\"count\",\"event_type\":\"e\"}]}",
+                 "metric #1: field 'name'");
+    expect_error(
+        "{\"metrics\":[{\"name\":\"a\",\"kind\":\"count\",\"event_type\":\"e\",\"interval\":\"2m\"}]}",
+        "field 'interval'");
     expect_error("{\"metrics\":[]}", "at least one metric");
     expect_error("{\"metrics\":[", "malformed JSON");
 }

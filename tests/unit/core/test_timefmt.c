@@ -21,8 +21,16 @@ static void rfc3339_with_zone_offsets_and_fractions_parses_to_utc(void)
 
 static void malformed_times_are_refused(void)
 {
-    const char *bad[] = {"", "2026-11-25", "2026-13-01T00:00:00Z", "2026-11-25T24:00:00Z", "2025-02-29T00:00:00Z",
-                         "2026-11-25T14:05:00", "2026-11-25T14:05:00Zjunk", "yesterday", "-5x", "-"};
+    const char *bad[] = {"",
+                         "2026-11-25",
+                         "2026-13-01T00:00:00Z",
+                         "2026-11-25T24:00:00Z",
+                         "2025-02-29T00:00:00Z",
+                         "2026-11-25T14:05:00",
+                         "2026-11-25T14:05:00Zjunk",
+                         "yesterday",
+                         "-5x",
+                         "-"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int64_t t;
         bp_err_t err;
