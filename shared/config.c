@@ -219,6 +219,19 @@ static int parse_metric(ctx_t *c, const cJSON *m, bp_metric_t *out)
         (rc = parse_strv(c, m, "recipients", &out->recipients, &out->num_recipients)) != 0 ||
         (rc = parse_interval(c, m, &out->interval_s)) != 0)
         return rc;
+    if (out->num_dimensions > BP_CONFIG_MAX_DIMENSIONS)
+        return fail(c, "dimensions", "at most 4 dimensions per metric");
+    for (size_t i = 0; i < out->num_dimensions; i++)
+        if (strchr(out->dimensions[i], '=') != NULL || strchr(out->dimensions[i], ',') != NULL)
+            return fail(c, "dimensions", "a dimension name may not contain '=' or ','");
+    out->max_series = 1000;
+    const cJSON *ms = cJSON_GetObjectItemCaseSensitive(m, "max_series");
+    if (ms != NULL) {
+        if (!cJSON_IsNumber(ms) || ms->valuedouble < 1 || ms->valuedouble > 100000 ||
+            ms->valuedouble != (int)ms->valuedouble)
+            return fail(c, "max_series", "must be an integer from 1 to 100000");
+        out->max_series = (int)ms->valuedouble;
+    }
     const cJSON *method = cJSON_GetObjectItemCaseSensitive(m, "method");
     if (method != NULL && !cJSON_IsString(method))
         return fail(c, "method", "must be a string such as \"auto\" or \"sigma3\"");

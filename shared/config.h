@@ -30,6 +30,8 @@ typedef struct st_bp_event_sel_t {
     char *filter_json; /* canonical JSON object text, or NULL for no filter */
 } bp_event_sel_t;
 
+#define BP_CONFIG_MAX_DIMENSIONS 4
+
 typedef struct st_bp_metric_t {
     char *name;
     bp_metric_kind_t kind;
@@ -40,6 +42,7 @@ typedef struct st_bp_metric_t {
     char **dimensions;
     size_t num_dimensions;
     int interval_s;    /* 60 (default), 300 or 3600 */
+    int max_series;    /* dimension series kept before folding into 'other' (default 1000) */
     char *method;      /* detection method: "auto" (default), "sigma3", ... */
     char **recipients; /* report email addresses; may be empty */
     size_t num_recipients;

@@ -139,15 +139,11 @@ int main(int argc, char **argv)
         bp_config_t *cfg = NULL;
         rc = bp_config_load(argc > 2 ? argv[2] : getenv("BIZPULSE_METRICS"), &cfg, &err);
         if (rc == 0)
-            rc = bp_agg_check_config(cfg, &err);
-        if (rc == 0)
             printf("%s: %zu metric(s) OK\n", cfg->path, cfg->num_metrics);
         bp_config_free(cfg);
     } else if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "tick") == 0) {
         bp_app_t app;
         rc = bp_app_init(&app, "aggregate", &err);
-        if (rc == 0)
-            rc = bp_agg_check_config(app.config, &err);
         if (rc == 0)
             rc = strcmp(cmd, "tick") == 0
                      ? cmd_tick(&app, &err)

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -282,4 +283,17 @@ long long bp_db_int(const PGresult *res, int row, const char *name)
 {
     const char *v = bp_db_text(res, row, name);
     return v == NULL ? 0 : strtoll(v, NULL, 10);
+}
+
+int bp_db_append_text_array(bp_buf_t *out, const char *const *items, size_t n)
+{
+    int rc = bp_buf_append(out, "{", 1);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = bp_buf_append(out, i ? ",\"" : "\"", i ? 2 : 1);
+        for (const char *p = items[i]; rc == 0 && *p; p++)
+            rc = (*p == '"' || *p == '\\') ? bp_buf_appendf(out, "\\%c", *p) : bp_buf_append(out, p, 1);
+        if (rc == 0)
+            rc = bp_buf_append(out, "\"", 1);
+    }
+    return rc ? rc : bp_buf_append(out, "}", 1);
 }
