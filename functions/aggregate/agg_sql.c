@@ -59,7 +59,9 @@ static const char upsert_fmt[] =
     "), grid AS ("
     " SELECT g.ts, s.series"
     " FROM generate_series(to_timestamp($2::bigint), to_timestamp($3::bigint - $4::int), make_interval(secs => $4::int)) AS g(ts)"
-    " CROSS JOIN (SELECT ''::text AS series UNION SELECT unnest($16::text[])) AS s"
+    /* zero-fill the total, the series seen lately, and every series seen anywhere in this
+     * window (so a series is dense from the first window it appears in) */
+    " CROSS JOIN (SELECT ''::text AS series UNION SELECT unnest($16::text[]) UNION SELECT series FROM agg) AS s"
     "), res AS ("
     " SELECT coalesce(a.ts, g.ts) AS ts, coalesce(a.series, g.series) AS series, %s AS value, %s,"
     " coalesce(a.events, 0) AS events"

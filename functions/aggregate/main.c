@@ -1,8 +1,10 @@
 /*
  * bizpulse-aggregate: turns business_events into per-interval metrics (DESIGN §6).
  *
- *   bizpulse-aggregate [serve]       HTTP: POST / from Cloud Scheduler or a PingSource
+ *   bizpulse-aggregate [serve]       HTTP: POST / from Cloud Scheduler or a PingSource;
+ *                                    POST /run {"metric","from","to"} recomputes a range
  *   bizpulse-aggregate tick          one tick now, result as JSON on stdout
+ *   bizpulse-aggregate backfill --metric M --from T1 --to T2   recompute a range (RFC 3339)
  *   bizpulse-aggregate migrate       apply schema migrations and exit
  *   bizpulse-aggregate check-config  validate BIZPULSE_METRICS (or the file given) and exit
  */
@@ -13,9 +15,28 @@
 #include "aggregate.h"
 #include "app.h"
 #include "cloudevents.h"
+#include "json.h"
 #include "log.h"
 #include "metrics.h"
 #include "timefmt.h"
+
+/* from/to of a manual run: RFC 3339 or relative ("-2h"), both required, from < to, at most the
+ * lookback apart. */
+static int parse_range(const char *from_s, const char *to_s, int64_t now, int64_t *from, int64_t *to, bp_err_t *err)
+{
+    bp_err_t e;
+    if (from_s == NULL || to_s == NULL)
+        return bp_err_set(err, BP_EINVAL, "'from' and 'to' are required (RFC 3339, or relative such as -2h)");
+    if (bp_time_parse_rel(from_s, now, from, &e) != 0)
+        return bp_err_set(err, BP_EINVAL, "'from': %s", e.msg);
+    if (bp_time_parse_rel(to_s, now, to, &e) != 0)
+        return bp_err_set(err, BP_EINVAL, "'to': %s", e.msg);
+    if (*from >= *to)
+        return bp_err_set(err, BP_EINVAL, "'from' (%.40s) must be before 'to' (%.40s)", from_s, to_s);
+    if (*to - *from > 366LL * 86400)
+        return bp_err_set(err, BP_EINVAL, "range longer than 366 days: split it");
+    return 0;
+}
 
 /* Which trigger woke us, as text for the emitted events; BP_EINVAL when the request is none of
  * the accepted triggers. */
@@ -79,7 +100,7 @@ static void handle_tick(void *wctx, const bp_http_request_t *req, bp_http_respon
     opts.trigger = trigger;
     bp_buf_t out;
     bp_buf_init(&out, 1 << 20);
-    int rc = bp_buf_append(&out, "{\"status\":\"ok\",\"metrics\":", 25);
+    int rc = bp_buf_appendf(&out, "{\"status\":\"ok\",\"metrics\":");
     if (rc == 0)
         rc = bp_agg_tick(w, &opts, &out, &err);
     if (rc == 0)
@@ -95,8 +116,57 @@ static void handle_tick(void *wctx, const bp_http_request_t *req, bp_http_respon
     bp_buf_free(&out);
 }
 
+/* Manual recompute of one metric's range, e.g. after fixing events in the source table. With
+ * BIZPULSE_ADMIN_TOKEN set it needs that bearer token. */
+static void handle_run(void *wctx, const bp_http_request_t *req, bp_http_response_t *res)
+{
+    bp_worker_t *w = wctx;
+    bp_err_t err;
+    bp_err_clear(&err);
+    if (!bp_app_authorized(req, getenv("BIZPULSE_ADMIN_TOKEN"))) {
+        bp_http_respond_error(res, 401, "unauthorized", "POST /run needs Authorization: Bearer <BIZPULSE_ADMIN_TOKEN>");
+        return;
+    }
+    cJSON *body = NULL;
+    bp_agg_options_t opts;
+    int64_t from = 0, to = 0;
+    const bp_metric_t *m = NULL;
+    bp_buf_t out;
+    bp_buf_init(&out, 1 << 16);
+    int rc = bp_json_parse(req->body, req->body_len, &body, &err);
+    if (rc == 0 && !cJSON_IsObject(body))
+        rc = bp_err_set(&err, BP_EINVAL, "body must be a JSON object {\"metric\":..,\"from\":..,\"to\":..}");
+    if (rc == 0 && bp_json_str(body, "metric") == NULL)
+        rc = bp_err_set(&err, BP_EINVAL, "field 'metric' (string) is required");
+    if (rc == 0 && (m = bp_config_find(w->app->config, bp_json_str(body, "metric"))) == NULL)
+        rc = bp_err_set(&err, BP_ENOTFOUND, "unknown metric '%.100s'", bp_json_str(body, "metric"));
+    if (rc == 0)
+        rc = bp_agg_options_from_env(&opts, &err);
+    if (rc == 0)
+        rc = parse_range(bp_json_str(body, "from"), bp_json_str(body, "to"), opts.now, &from, &to, &err);
+    if (rc == 0) {
+        opts.trigger = "run";
+        rc = bp_buf_appendf(&out, "{\"status\":\"ok\",\"result\":");
+    }
+    if (rc == 0)
+        rc = bp_agg_backfill(w, m, from, to, &opts, &out, &err);
+    if (rc == 0)
+        rc = bp_buf_append(&out, "}", 1);
+    if (rc == 0) {
+        bp_http_respond_json(res, 200, out.base);
+        res->run_after = true;
+    } else {
+        if (err.code == BP_OK)
+            bp_err_set(&err, rc, "cannot build the response");
+        bp_http_respond_err(res, &err);
+    }
+    bp_buf_free(&out);
+    cJSON_Delete(body);
+}
+
 static const bp_http_route_t routes[] = {
     {"POST", "/", "tick", handle_tick},
+    {"POST", "/run", "run", handle_run},
 };
 
 static int cmd_tick(bp_app_t *app, bp_err_t *err)
@@ -123,6 +193,47 @@ static int cmd_tick(bp_app_t *app, bp_err_t *err)
     return rc;
 }
 
+static int cmd_backfill(bp_app_t *app, int argc, char **argv, bp_err_t *err)
+{
+    const char *metric = NULL, *from_s = NULL, *to_s = NULL;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--metric") == 0)
+            metric = argv[i + 1];
+        else if (strcmp(argv[i], "--from") == 0)
+            from_s = argv[i + 1];
+        else if (strcmp(argv[i], "--to") == 0)
+            to_s = argv[i + 1];
+        else
+            return bp_err_set(err, BP_EINVAL, "unknown option '%s' (--metric, --from, --to)", argv[i]);
+    }
+    const bp_metric_t *m = bp_config_find(app->config, metric);
+    if (m == NULL)
+        return bp_err_set(err, BP_EINVAL, "--metric '%s' is not in %s", metric ? metric : "", app->config->path);
+    bp_agg_options_t opts;
+    int64_t from, to;
+    int rc = bp_agg_options_from_env(&opts, err);
+    if (rc == 0)
+        rc = parse_range(from_s, to_s, opts.now, &from, &to, err);
+    if (rc != 0)
+        return rc;
+    opts.trigger = "cli";
+    bp_worker_t *w = bp_worker_new(app, err);
+    if (w == NULL)
+        return err->code;
+    bp_buf_t out;
+    bp_buf_init(&out, 1 << 16);
+    rc = bp_db_connect_wait(w->db, 10000, err);
+    if (rc == 0)
+        rc = bp_agg_backfill(w, m, from, to, &opts, &out, err);
+    if (rc == 0) {
+        printf("%s\n", out.base);
+        bp_worker_flush_outbox(w);
+    }
+    bp_buf_free(&out);
+    bp_worker_free(w);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "serve";
@@ -132,6 +243,8 @@ int main(int argc, char **argv)
     bp_metrics_register("bizpulse_aggregate_intervals_total", BP_METRIC_COUNTER, "Intervals recomputed.");
     bp_metrics_register("bizpulse_aggregate_changed_total", BP_METRIC_COUNTER,
                         "Intervals whose stored value was new or changed.");
+    bp_metrics_register("bizpulse_aggregate_series_folded_total", BP_METRIC_COUNTER,
+                        "Dimension series folded into 'other' by the cardinality cap (per window).");
     int rc;
     if (strcmp(cmd, "migrate") == 0) {
         rc = bp_app_migrate(&err);
@@ -141,16 +254,19 @@ int main(int argc, char **argv)
         if (rc == 0)
             printf("%s: %zu metric(s) OK\n", cfg->path, cfg->num_metrics);
         bp_config_free(cfg);
-    } else if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "tick") == 0) {
+    } else if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "tick") == 0 || strcmp(cmd, "backfill") == 0) {
         bp_app_t app;
         rc = bp_app_init(&app, "aggregate", &err);
-        if (rc == 0)
-            rc = strcmp(cmd, "tick") == 0
-                     ? cmd_tick(&app, &err)
-                     : bp_app_serve(&app, routes, sizeof(routes) / sizeof(routes[0]), &err);
+        if (rc == 0 && strcmp(cmd, "tick") == 0)
+            rc = cmd_tick(&app, &err);
+        else if (rc == 0 && strcmp(cmd, "backfill") == 0)
+            rc = cmd_backfill(&app, argc, argv, &err);
+        else if (rc == 0)
+            rc = bp_app_serve(&app, routes, sizeof(routes) / sizeof(routes[0]), &err);
         bp_app_free(&app);
     } else {
-        fprintf(stderr, "usage: bizpulse-aggregate [serve|tick|migrate|check-config [FILE]]\n");
+        fprintf(stderr, "usage: bizpulse-aggregate [serve|tick|migrate|check-config [FILE]|"
+                        "backfill --metric M --from T1 --to T2]\n");
         return 2;
     }
     bp_metrics_free();

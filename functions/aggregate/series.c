@@ -16,7 +16,7 @@ static const bp_db_stmt_t load_sql = {
 static const bp_db_stmt_t touch_sql = {
     "bp_series_touch",
     "INSERT INTO metric_series (metric_name, series, first_seen, last_seen)"
-    " SELECT $1, s, to_timestamp($3::bigint), to_timestamp($3::bigint) FROM unnest($2::text[]) AS s"
+    " SELECT DISTINCT $1, s, to_timestamp($3::bigint), to_timestamp($3::bigint) FROM unnest($2::text[]) AS s"
     " ON CONFLICT (metric_name, series) DO UPDATE"
     " SET last_seen = greatest(metric_series.last_seen, EXCLUDED.last_seen)",
     3};

@@ -1,0 +1,378 @@
+"""The aggregation engine against a plain-SQL oracle: every metric kind, filters, dimensions,
+zero-filling, intervals, late data, concurrent replicas, a PostgreSQL restart mid-catch-up, the
+cardinality cap, a partitioned events table, backfill and bad configuration."""
+
+import concurrent.futures
+import datetime
+import json
+import os
+import subprocess
+import threading
+import time
+
+import harness
+from harness import rfc3339
+
+MINUTES = 180
+
+METRICS = {"metrics": [
+    {"name": "signups_de", "kind": "count", "event_type": "registration_attempt", "filter": {"country": "DE"}},
+    {"name": "revenue_eur", "kind": "sum", "event_type": "order_placed", "field": "amount",
+     "filter": {"currency": "EUR"}},
+    {"name": "success_rate", "kind": "ratio",
+     "numerator": {"event_type": "registration_success"},
+     "denominator": {"event_type": "registration_attempt"},
+     "dimensions": ["country", "platform"]},
+    {"name": "active_users", "kind": "distinct", "event_type": "login", "field": "user_id"},
+    {"name": "orders_5m", "kind": "count", "event_type": "order_placed", "interval": "5m"},
+]}
+
+# The oracle: each metric as the plainest SQL, per (series, interval start).
+ORACLE = {
+    "signups_de": """
+        SELECT '' AS series, date_trunc('minute', event_timestamp) AS ts, count(*)::float8 AS v, NULL, NULL
+        FROM business_events WHERE event_type = 'registration_attempt' AND payload->>'country' = 'DE'
+        GROUP BY 2""",
+    "revenue_eur": """
+        SELECT '', date_trunc('minute', event_timestamp),
+               coalesce(sum(CASE WHEN payload->>'amount' ~ '^[0-9]+(\\.[0-9]+)?$'
+                                 THEN (payload->>'amount')::numeric END), 0)::float8, NULL, NULL
+        FROM business_events WHERE event_type = 'order_placed' AND payload->>'currency' = 'EUR' GROUP BY 2""",
+    "success_rate": """
+        WITH e AS (SELECT date_trunc('minute', event_timestamp) AS ts, event_type,
+                          'country=' || (payload->>'country') || ',platform=' || (payload->>'platform') AS s
+                   FROM business_events WHERE event_type IN ('registration_attempt', 'registration_success'))
+        SELECT CASE WHEN grouping(s) = 1 THEN '' ELSE s END, ts, (count(*) FILTER (WHERE event_type = 'registration_success'))::float8
+                      / nullif(count(*) FILTER (WHERE event_type = 'registration_attempt'), 0),
+               count(*) FILTER (WHERE event_type = 'registration_success'),
+               count(*) FILTER (WHERE event_type = 'registration_attempt')
+        FROM e GROUP BY GROUPING SETS ((ts), (s, ts))""",
+    "active_users": """
+        SELECT '', date_trunc('minute', event_timestamp), count(DISTINCT payload->>'user_id')::float8, NULL, NULL
+        FROM business_events WHERE event_type = 'login' GROUP BY 2""",
+    "orders_5m": """
+        SELECT '', date_bin('5 minutes', event_timestamp, '2000-01-01'), count(*)::float8, NULL, NULL
+        FROM business_events WHERE event_type = 'order_placed' GROUP BY 2""",
+}
+
+
+def write_metrics(test, metrics):
+    path = os.path.join(test.log_dir, "metrics.json")
+    with open(path, "w") as f:
+        json.dump(metrics, f)
+    return path
+
+
+def load_events(db, start, minutes=MINUTES, per_minute=40, seed=0.25, users=50):
+    """Deterministic mixed events over [start, start + minutes): 4 types, payloads with country,
+    platform, amount (a number, sometimes a numeric string, sometimes junk), currency, user_id;
+    one empty minute in the middle."""
+    db.sql(f"""
+        SELECT setseed({seed});
+        INSERT INTO business_events (event_type, event_timestamp, payload)
+        SELECT (ARRAY['registration_attempt','registration_success','order_placed','login'])[1 + g % 4],
+               '{rfc3339(start)}'::timestamptz + floor(random() * {minutes} * 60) * interval '1 second',
+               jsonb_build_object(
+                 'country', (ARRAY['DE','FR','US'])[1 + floor(random() * 3)::int],
+                 'platform', (ARRAY['android','ios'])[1 + floor(random() * 2)::int],
+                 'currency', (ARRAY['EUR','USD'])[1 + floor(random() * 2)::int],
+                 'user_id', 'u' || floor(random() * {users}),
+                 'amount', CASE WHEN g % 50 = 0 THEN to_jsonb('n/a'::text)
+                                WHEN g % 7 = 0 THEN to_jsonb(round((random() * 100)::numeric, 2)::text)
+                                ELSE to_jsonb(round((random() * 100)::numeric, 2)) END)
+        FROM generate_series(1, {minutes * per_minute}) AS g;
+        DELETE FROM business_events
+        WHERE event_timestamp >= '{rfc3339(start)}'::timestamptz + interval '{minutes // 2} minutes'
+          AND event_timestamp < '{rfc3339(start)}'::timestamptz + interval '{minutes // 2 + 1} minutes';
+        """)
+
+
+def stored(db, metric):
+    rows = db.sql(f"""SELECT series, extract(epoch FROM metric_timestamp)::bigint, metric_value, numerator,
+                             denominator FROM aggregated_metrics WHERE metric_name = '{metric}'""")
+    return {(r[0], int(r[1])): tuple(None if x is None else float(x) for x in r[2:]) for r in rows}
+
+
+def oracle(db, metric):
+    rows = db.sql(f"SELECT s, extract(epoch FROM ts)::bigint, v, n, d FROM ({ORACLE[metric]}) AS o(s, ts, v, n, d)")
+    return {(r[0], int(r[1])): tuple(None if x is None else float(x) for x in r[2:]) for r in rows}
+
+
+def mismatches(db, metric, start, end, interval=60, zero=0.0):
+    """Where stored differs from the oracle over [start, end): every interval of the total series
+    must be stored (zero-filled); dimension rows the oracle lacks must be zero / null. zero: the
+    value of an interval without events (0, or None for a ratio, whose parts are then 0)."""
+    got, want = stored(db, metric), oracle(db, metric)
+    bad = []
+    t0, t1 = int(start.timestamp()), int(end.timestamp())
+    for ts in range(t0 - t0 % interval, t1, interval):
+        if ts < t0 or ts + interval > t1:
+            continue
+        w = want.get(("", ts))
+        g = got.get(("", ts))
+        if g is None:
+            bad.append(("missing", "", ts))
+        elif not close(g, w if w is not None else ((zero, None, None) if zero is not None else (None, 0.0, 0.0))):
+            bad.append(("total", ts, g, w))
+    for key, w in want.items():
+        if key[0] == "" or not (t0 <= key[1] < t1):
+            continue
+        g = got.get(key)
+        if g is None or not close(g, w):
+            bad.append(("series", key, g, w))
+    for key, g in got.items():
+        if key[0] != "" and key not in want and t0 <= key[1] < t1 and g[2] not in (None, 0.0):
+            bad.append(("extra", key, g))
+    return bad
+
+
+def close(a, b):
+    for x, y in zip(a, b):
+        if (x is None) != (y is None):
+            return False
+        if x is not None and abs(x - y) > 1e-6 * max(1.0, abs(y)):
+            return False
+    return True
+
+
+class Kinds(harness.TestCase):
+
+    def test_every_kind_filter_dimension_and_interval_equals_the_sql_oracle(self):
+        end = harness.last_closed_minute()
+        start = end - datetime.timedelta(minutes=MINUTES)
+        load_events(self.db, start)
+        aggregate = self.service("aggregate", BIZPULSE_METRICS=write_metrics(self, METRICS))
+        res = aggregate.scheduler_tick()
+        self.assertEqual(res.status, 200, res)
+        results = {m["metric"]: m for m in res.json()["metrics"]}
+        self.assertEqual(set(results), {m["name"] for m in METRICS["metrics"]})
+        for name in ORACLE:
+            interval = 300 if name == "orders_5m" else 60
+            zero = None if name == "success_rate" else 0.0
+            bad = mismatches(self.db, name, start, end, interval, zero)
+            self.assertEqual(bad[:5], [], f"{name}: {len(bad)} mismatches")
+        # A ratio keeps both parts; the empty minute has a count of 0 and a ratio without value.
+        mid = int(start.timestamp()) + MINUTES // 2 * 60
+        self.assertEqual(stored(self.db, "signups_de")[("", mid)][0], 0.0)
+        self.assertEqual(stored(self.db, "success_rate")[("", mid)], (None, 0.0, 0.0))
+        series = self.db.sql("SELECT DISTINCT series FROM aggregated_metrics WHERE metric_name = 'success_rate'")
+        self.assertEqual(len(series), 1 + 3 * 2, series)
+        # One event per metric that changed, naming its window.
+        events = self.db.sql("SELECT ce_subject, data::text FROM outbox WHERE ce_type = "
+                             "'dev.bizpulse.metrics.aggregated.v1'")
+        self.assertEqual(sorted(e[0] for e in events), sorted(ORACLE))
+        # A second tick finds nothing new: no writes, no events.
+        again = aggregate.scheduler_tick().json()["metrics"]
+        self.assertEqual([m["changed"] for m in again], [0] * len(again), again)
+        self.assertEqual(len(self.db.sql("SELECT 1 FROM outbox")), len(ORACLE))
+
+
+class LateData(harness.TestCase):
+
+    def test_a_late_event_revises_its_interval_and_the_event_names_the_revised_window(self):
+        end = harness.last_closed_minute()
+        start = end - datetime.timedelta(minutes=30)
+        self.db.insert_minutes(rfc3339(start), [10] * 30)
+        aggregate = self.service("aggregate", BIZPULSE_AGG_LATENESS_S=600)
+        self.assertEqual(aggregate.scheduler_tick().status, 200)
+        late_minute = end - datetime.timedelta(minutes=4)
+        self.db.sql(f"""INSERT INTO business_events (event_type, event_timestamp, payload)
+                        SELECT 'user_registration', '{rfc3339(late_minute)}'::timestamptz + interval '30 seconds',
+                               '{{}}'::jsonb FROM generate_series(1, 3)""")
+        res = aggregate.scheduler_tick()
+        [m] = res.json()["metrics"]
+        self.assertEqual(m["changed"], 1, m)
+        self.assertEqual(harness.aggregation_mismatches(self.db, rfc3339(start), rfc3339(end)), [])
+        value = self.db.value(f"SELECT metric_value FROM aggregated_metrics WHERE metric_timestamp = "
+                              f"'{rfc3339(late_minute)}'")
+        self.assertEqual(float(value), 13.0)
+        data = json.loads(self.db.value("SELECT data::text FROM outbox ORDER BY seq DESC LIMIT 1"))
+        self.assertEqual(data["revised"], [{"from": rfc3339(late_minute),
+                                            "to": rfc3339(late_minute + datetime.timedelta(minutes=1))}])
+        self.assertEqual(data["changed_from"], rfc3339(late_minute))
+
+
+class Replicas(harness.TestCase):
+
+    def test_two_replicas_ticking_at_once_neither_double_count_nor_deadlock(self):
+        end = harness.last_closed_minute()
+        start = end - datetime.timedelta(minutes=MINUTES)
+        load_events(self.db, start, per_minute=60)
+        path = write_metrics(self, METRICS)
+        a = self.service("aggregate", BIZPULSE_METRICS=path)
+        b = self.service("aggregate", BIZPULSE_METRICS=path)
+        statuses = []
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit((a if i % 2 else b).scheduler_tick) for i in range(16)]
+            for f in futures:
+                res = f.result()
+                statuses.append(res.status)
+                self.assertEqual(res.status, 200, res)
+        for name in ORACLE:
+            interval = 300 if name == "orders_5m" else 60
+            zero = None if name == "success_rate" else 0.0
+            self.assertEqual(mismatches(self.db, name, start, end, interval, zero)[:5], [], name)
+        # Each (source, id) once: concurrent ticks never queued the same change twice.
+        dup = self.db.value("SELECT count(*) - count(DISTINCT (ce_source, ce_id)) FROM outbox")
+        self.assertEqual(dup, "0")
+
+
+class RestartMidCatchUp(harness.TestCase):
+    private_cluster = True
+
+    def test_a_postgres_restart_during_a_catch_up_loses_and_doubles_no_interval(self):
+        end = harness.last_closed_minute()
+        start = end - datetime.timedelta(days=3)
+        self.db.sql(f"""INSERT INTO business_events (event_type, event_timestamp, payload)
+                        SELECT 'user_registration', '{rfc3339(start)}'::timestamptz + g * interval '7 seconds', '{{}}'
+                        FROM generate_series(0, 3 * 86400 / 7 - 1) AS g""")
+        # Small batches and budget: the catch-up spans many transactions and ticks.
+        aggregate = self.service("aggregate", BIZPULSE_AGG_BUDGET_MS=100)
+        stop = threading.Event()
+
+        def restart_soon():
+            harness.wait_until(lambda: self.db.value("SELECT count(*) FROM aggregated_metrics") != "0", 30,
+                               "the catch-up to start")
+            self.cluster.restart()
+            stop.set()
+
+        t = threading.Thread(target=restart_soon)
+        t.start()
+        caught_up = False
+        deadline = time.monotonic() + 90
+        seen = set()
+        while not caught_up and time.monotonic() < deadline:
+            try:
+                res = aggregate.scheduler_tick()
+            except OSError:
+                continue
+            seen.add(res.status)
+            if res.status == 200:
+                caught_up = stop.is_set() and res.json()["metrics"][0].get("caught_up", False)
+            else:
+                self.assert_json_error(res, 503, "tick while the database restarts")
+        t.join()
+        self.assertTrue(caught_up, f"statuses seen: {seen}")
+        self.assertEqual(harness.aggregation_mismatches(self.db, rfc3339(start), rfc3339(end)), [])
+        self.assertEqual(self.db.value(f"SELECT count(*) FROM aggregated_metrics WHERE metric_timestamp >= "
+                                       f"'{rfc3339(start)}' AND metric_timestamp < '{rfc3339(end)}'"), str(3 * 1440))
+
+
+class Cardinality(harness.TestCase):
+
+    def test_ten_thousand_values_of_a_dimension_fold_into_other_beyond_the_cap(self):
+        end = harness.last_closed_minute()
+        start = end - datetime.timedelta(minutes=10)
+        self.db.sql(f"""INSERT INTO business_events (event_type, event_timestamp, payload)
+                        SELECT 'login', '{rfc3339(start)}'::timestamptz + (g % 600) * interval '1 second',
+                               jsonb_build_object('user_id', 'u' || (g % 10000))
+                        FROM generate_series(0, 19999) AS g""")
+        metrics = {"metrics": [{"name": "logins_by_user", "kind": "count", "event_type": "login",
+                                "dimensions": ["user_id"], "max_series": 100}]}
+        aggregate = self.service("aggregate", BIZPULSE_METRICS=write_metrics(self, metrics))
+        res = aggregate.scheduler_tick()
+        self.assertEqual(res.status, 200, res)
+        [m] = res.json()["metrics"]
+        self.assertEqual(m["folded_series"], 9900, m)
+        names = self.db.sql("SELECT DISTINCT series FROM aggregated_metrics WHERE series <> ''")
+        self.assertEqual(len(names), 101)  # 100 kept + 'other'
+        self.assertIn(["other"], names)
+        # Folding loses no event: per minute, the series add up to the total.
+        bad = self.db.sql("""SELECT metric_timestamp FROM aggregated_metrics GROUP BY 1
+                             HAVING sum(metric_value) FILTER (WHERE series = '')
+                                 <> sum(metric_value) FILTER (WHERE series <> '')""")
+        self.assertEqual(bad, [])
+        self.assertEqual(self.db.value("SELECT sum(metric_value) FROM aggregated_metrics WHERE series = ''"),
+                         "20000")
+        self.assertIn('bizpulse_aggregate_series_folded_total{metric="logins_by_user"} 9900',
+                      aggregate.get("/metrics").body.decode())
+
+
+class Partitioned(harness.TestCase):
+    migrate_db = False
+
+    def test_a_day_partitioned_events_table_is_aggregated_the_same(self):
+        end = harness.last_closed_minute()
+        start = end - datetime.timedelta(minutes=MINUTES)
+        day = datetime.timedelta(days=1)
+        parts = "\n".join(
+            f"CREATE TABLE business_events_{i} PARTITION OF business_events FOR VALUES FROM "
+            f"('{(start - day + i * day).date()}') TO ('{(start + i * day).date()}');" for i in range(3))
+        self.db.sql(f"""
+            CREATE TABLE business_events (id BIGSERIAL, event_type VARCHAR(100) NOT NULL,
+                event_timestamp TIMESTAMPTZ NOT NULL, payload JSONB, is_processed BOOLEAN DEFAULT FALSE,
+                PRIMARY KEY (id, event_timestamp)) PARTITION BY RANGE (event_timestamp);
+            {parts}""")
+        harness.migrate(self.db)
+        load_events(self.db, start)
+        aggregate = self.service("aggregate", BIZPULSE_METRICS=write_metrics(self, METRICS))
+        self.assertEqual(aggregate.scheduler_tick().status, 200)
+        for name in ORACLE:
+            interval = 300 if name == "orders_5m" else 60
+            zero = None if name == "success_rate" else 0.0
+            self.assertEqual(mismatches(self.db, name, start, end, interval, zero)[:5], [], name)
+
+
+class Backfill(harness.TestCase):
+
+    def test_backfill_and_run_recompute_a_range_through_the_same_path(self):
+        end = harness.last_closed_minute()
+        start = end - datetime.timedelta(minutes=60)
+        self.db.insert_minutes(rfc3339(start), [4] * 60)
+        aggregate = self.service("aggregate", BIZPULSE_ADMIN_TOKEN="adm1n")
+        self.assertEqual(aggregate.scheduler_tick().status, 200)
+        # Events fixed in the source long after the lateness window: only a recompute sees them.
+        self.db.sql(f"UPDATE business_events SET event_type = 'spam' WHERE event_timestamp < "
+                    f"'{rfc3339(start + datetime.timedelta(minutes=10))}'")
+        body = json.dumps({"metric": "user_registration", "from": rfc3339(start),
+                           "to": rfc3339(start + datetime.timedelta(minutes=5))}).encode()
+        self.assert_json_error(aggregate.post("/run", body, {"Content-Type": "application/json"}), 401, "no token")
+        auth = {"Content-Type": "application/json", "Authorization": "Bearer adm1n"}
+        res = aggregate.post("/run", body, auth)
+        self.assertEqual(res.status, 200, res)
+        self.assertEqual(res.json()["result"]["changed"], 5)
+        self.assert_json_error(aggregate.post("/run", json.dumps({"metric": "nope", "from": "-1h", "to": "now"})
+                                              .encode(), auth), 404, "unknown metric")
+        self.assert_json_error(aggregate.post("/run", json.dumps({"metric": "user_registration", "from": "now",
+                                                                  "to": "-1h"}).encode(), auth), 400, "from > to")
+        self.assert_json_error(aggregate.post("/run", b"{not json", auth), 400, "malformed JSON")
+        env = dict(aggregate.env)
+        proc = subprocess.run([harness.binary("aggregate"), "backfill", "--metric", "user_registration", "--from",
+                               rfc3339(start), "--to", rfc3339(end)], env=env, capture_output=True, text=True,
+                              timeout=60)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(json.loads(proc.stdout.strip().splitlines()[-1])["changed"], 5)
+        self.assertEqual(harness.aggregation_mismatches(self.db, rfc3339(start), rfc3339(end)), [])
+
+
+class BadConfig(harness.TestCase):
+    migrate_db = False
+
+    def check(self, metrics, *fragments):
+        path = os.path.join(self.log_dir, "bad.json")
+        with open(path, "w") as f:
+            f.write(metrics if isinstance(metrics, str) else json.dumps(metrics))
+        proc = subprocess.run([harness.binary("aggregate"), "check-config", path], capture_output=True, text=True,
+                              timeout=30)
+        self.assertEqual(proc.returncode, 1, proc.stdout)
+        for fragment in (path,) + fragments:
+            self.assertIn(fragment, proc.stderr)
+        # The server refuses the same file at startup, before listening.
+        env = dict(os.environ, BIZPULSE_METRICS=path, PORT="0", **self.db.pg_env())
+        serve = subprocess.run([harness.binary("aggregate")], env=env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(serve.returncode, 1)
+        self.assertIn(fragments[0], serve.stderr)
+
+    def test_bad_metric_files_are_refused_naming_file_metric_and_field(self):
+        ok = {"name": "a", "kind": "count", "event_type": "e"}
+        self.check({"metrics": [dict(ok, kind="cnt")]}, "metric 'a' (#1): field 'kind': unknown kind 'cnt'")
+        self.check({"metrics": [{"name": "a", "kind": "count"}]}, "metric 'a' (#1): field 'event_type'")
+        self.check({"metrics": [{"name": "r", "kind": "ratio", "numerator": {"event_type": "x"}}]},
+                   "metric 'r' (#1): field 'denominator'")
+        self.check({"metrics": [ok, ok]}, "metric 'a' (#2): field 'name': duplicate")
+        self.check({"metrics": [dict(ok, dimensions="country")]}, "field 'dimensions': must be an array of strings")
+        self.check("{\"metrics\": [", "malformed JSON")
+
+
+if __name__ == "__main__":
+    harness.main()
