@@ -1,4 +1,5 @@
 #include "cloudevents.h"
+#include "http/percent.h"
 #include "json.h"
 
 #include <stddef.h>
@@ -43,45 +44,17 @@ static int media_is(const char *ct, const char *want)
     return strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Binary mode header values are percent-encoded (HTTP binding §3.1.3.2). */
 static int percent_decode(const char *s, char **out)
 {
     size_t n = strlen(s);
-    char *d = malloc(n + 1), *o = d;
+    char *d = malloc(n + 1);
     if (d == NULL)
         return BP_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%') {
-            if (i + 2 >= n) {
-                free(d);
-                return BP_EINVAL;
-            }
-            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
-            if (h < 0 || l < 0) {
-                free(d);
-                return BP_EINVAL;
-            }
-            *o++ = (char)(h * 16 + l);
-            i += 2;
-        } else {
-            *o++ = s[i];
-        }
-    }
-    *o = '\0';
-    if (memchr(d, '\0', (size_t)(o - d)) != NULL) { /* %00 would truncate the attribute silently */
+    long rc = bp_http_pct_decode(s, n, d, n + 1);
+    if (rc < 0) {
         free(d);
-        return BP_EINVAL;
+        return (int)rc;
     }
     *out = d;
     return 0;
@@ -281,26 +254,6 @@ int bp_ce_decode(const bp_http_header_t *headers, size_t num_headers, const char
     return rc;
 }
 
-static char *percent_encode(const char *s)
-{
-    size_t n = strlen(s);
-    char *d = malloc(n * 3 + 1), *o = d;
-    if (d == NULL)
-        return NULL;
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '%') {
-            *o++ = '%';
-            *o++ = hex[*p >> 4];
-            *o++ = hex[*p & 15];
-        } else {
-            *o++ = (char)*p;
-        }
-    }
-    *o = '\0';
-    return d;
-}
-
 int bp_ce_encode_binary(const bp_ce_t *ev, bp_http_header_t *out, size_t max)
 {
     const struct {
@@ -325,7 +278,7 @@ int bp_ce_encode_binary(const bp_ce_t *ev, bp_http_header_t *out, size_t max)
             return BP_ETOOBIG;
         }
         out[n].name = strdup(items[i].name);
-        out[n].value = items[i].encode ? percent_encode(items[i].value) : strdup(items[i].value);
+        out[n].value = items[i].encode ? bp_http_pct_encode(items[i].value) : strdup(items[i].value);
         n++;
         if (out[n - 1].name == NULL || out[n - 1].value == NULL) {
             bp_ce_free_headers(out, n);

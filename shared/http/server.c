@@ -1,4 +1,5 @@
 #include "http/server.h"
+#include "http/percent.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
@@ -198,43 +199,6 @@ const char *bp_http_header(const bp_http_request_t *req, const char *name)
     return NULL;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes src[0..len) into out (NUL-terminated). '+' stays '+': query strings here are
- * built by programs, and RFC 3339 offsets ("+01:00") must survive unencoded. A decoded NUL is
- * refused, since the result is used as a C string. */
-static int pct_decode(const char *src, size_t len, char *out, size_t outsz)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = src[i];
-        if (c == '%') {
-            int hi = i + 2 < len ? hexval(src[i + 1]) : -1;
-            int lo = hi >= 0 ? hexval(src[i + 2]) : -1;
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return BP_EINVAL;
-            c = (char)(hi << 4 | lo);
-            i += 2;
-        }
-        if (o + 1 >= outsz)
-            return BP_ETOOBIG;
-        out[o++] = c;
-    }
-    if (outsz == 0)
-        return BP_ETOOBIG;
-    out[o] = '\0';
-    return 0;
-}
-
 /* Whether the encoded key src[0..len) decodes to name; a broken key matches nothing. */
 static bool key_equals(const char *src, size_t len, const char *name)
 {
@@ -245,7 +209,7 @@ static bool key_equals(const char *src, size_t len, const char *name)
     char *buf = len + 1 <= sizeof(stack) ? stack : malloc(len + 1);
     if (buf == NULL)
         return false;
-    bool eq = pct_decode(src, len, buf, len + 1) == 0 && strcmp(buf, name) == 0;
+    bool eq = bp_http_pct_decode(src, len, buf, len + 1) >= 0 && strcmp(buf, name) == 0;
     if (buf != stack)
         free(buf);
     return eq;
@@ -261,8 +225,8 @@ int bp_http_query_param(const bp_http_request_t *req, const char *name, char *ou
         const char *key_end = eq != NULL ? eq : end;
         if (key_end > q && key_equals(q, (size_t)(key_end - q), name)) {
             const char *v = eq != NULL ? eq + 1 : end;
-            int rc = pct_decode(v, (size_t)(end - v), out, outsz);
-            return rc == 0 ? 1 : rc;
+            long rc = bp_http_pct_decode(v, (size_t)(end - v), out, outsz);
+            return rc >= 0 ? 1 : (int)rc;
         }
         q = amp != NULL ? amp + 1 : end;
     }
