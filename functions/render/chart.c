@@ -49,9 +49,8 @@ typedef struct st_rect_t {
 /* Candidate time steps, seconds. Ticks are multiples of the step since the epoch, so every
  * step up to a day lands on round UTC times. */
 static const int64_t time_steps[] = {
-    1,     5,     10,    15,     30,     60,     120,    300,     600,     900,      1800,
-    3600,  7200,  10800, 21600,  43200,  86400,  172800, 604800,  1209600, 2592000,  7776000,
-    15552000, 31536000,
+    1,    5,     10,    15,    30,    60,     120,    300,     600,     900,     1800,     3600,
+    7200, 10800, 21600, 43200, 86400, 172800, 604800, 1209600, 2592000, 7776000, 15552000, 31536000,
 };
 
 static const char *const month_names[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -480,8 +479,8 @@ int bp_chart_draw(const bp_chart_spec_t *spec, cairo_surface_t **out, bp_err_t *
 
     int ratio = spec->pixel_ratio > 0 ? spec->pixel_ratio : 1;
     if (ratio > BP_CHART_MAX_PIXEL_RATIO || w * ratio > BP_CHART_MAX_WIDTH || h * ratio > BP_CHART_MAX_HEIGHT)
-        return bp_err_set(err, BP_EINVAL, "chart of %dx%d at pixel ratio %d is over %dx%d pixels", w, h, ratio,
-                          BP_CHART_MAX_WIDTH, BP_CHART_MAX_HEIGHT);
+        return bp_err_set(err, BP_EINVAL, "chart of %dx%d at pixel ratio %d is over %dx%d pixels", w, h,
+                          ratio, BP_CHART_MAX_WIDTH, BP_CHART_MAX_HEIGHT);
 
     int64_t from = spec->from, to = spec->to;
     if (from >= to) {

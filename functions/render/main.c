@@ -23,22 +23,20 @@
 
 #define CLI_CONNECT_MS 10000
 
-/* First match wins. A path ending in '/' is a prefix, so "/" matches every path: the events
- * route checks for the root itself, and the GET catch-all keeps an unknown GET a 404 rather
- * than the 405 that the POST route's path match alone would give. */
 static const bp_http_route_t routes[] = {
     {"GET", "/charts/", "charts", bp_render_route_chart},
     {"GET", "/reports/", "reports", bp_render_route_report},
     {"POST", "/", "events", bp_render_route_event},
-    {"GET", "/", "unmatched", bp_render_route_not_found},
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: bizpulse-render [serve]\n"
-               "       bizpulse-render chart --metric M [--from T] [--to T] [--width W] [--height H] -o FILE.png\n"
-               "       bizpulse-render report --incident ID -o FILE.pdf\n"
-               "T is RFC 3339 (2026-11-25T14:05:00Z) or relative (-24h, -30m, -7d, now).\n");
+    fprintf(
+        f,
+        "usage: bizpulse-render [serve]\n"
+        "       bizpulse-render chart --metric M [--from T] [--to T] [--width W] [--height H] -o FILE.png\n"
+        "       bizpulse-render report --incident ID -o FILE.pdf\n"
+        "T is RFC 3339 (2026-11-25T14:05:00Z) or relative (-24h, -30m, -7d, now).\n");
 }
 
 typedef struct st_cli_t {
@@ -50,10 +48,14 @@ typedef struct st_cli_t {
 static int parse_cli(int argc, char **argv, cli_t *cli)
 {
     static const struct option opts[] = {
-        {"metric", required_argument, NULL, 'm'}, {"from", required_argument, NULL, 'f'},
-        {"to", required_argument, NULL, 't'},     {"width", required_argument, NULL, 'W'},
-        {"height", required_argument, NULL, 'H'}, {"incident", required_argument, NULL, 'i'},
-        {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
+        {"metric", required_argument, NULL, 'm'},
+        {"from", required_argument, NULL, 'f'},
+        {"to", required_argument, NULL, 't'},
+        {"width", required_argument, NULL, 'W'},
+        {"height", required_argument, NULL, 'H'},
+        {"incident", required_argument, NULL, 'i'},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -95,7 +97,8 @@ static int run_chart(bp_worker_t *w, const cli_t *cli, bp_err_t *err)
     if (cli->metric == NULL)
         return bp_err_set(err, BP_EINVAL, "chart needs --metric");
     if (bp_config_find(w->app->config, cli->metric) == NULL)
-        return bp_err_set(err, BP_ENOTFOUND, "unknown metric '%s' (not in %s)", cli->metric, w->app->config->path);
+        return bp_err_set(err, BP_ENOTFOUND, "unknown metric '%s' (not in %s)", cli->metric,
+                          w->app->config->path);
     int64_t from, to;
     int rc = bp_render_parse_range(cli->from, cli->to, bp_time_now(), &from, &to, err);
     bp_buf_t png;
@@ -121,8 +124,8 @@ static int run_report(bp_worker_t *w, const cli_t *cli, bp_err_t *err)
     if (rc == 0)
         rc = bp_store_load_incident(w->db, cli->incident, &inc, err);
     if (rc == 0)
-        rc = bp_render_report_pdf(w, w->app->fn, &inc, strcmp(inc.status, "resolved") == 0 ? "resolved" : "opened",
-                                  &pdf, err);
+        rc = bp_render_report_pdf(w, w->app->fn, &inc,
+                                  strcmp(inc.status, "resolved") == 0 ? "resolved" : "opened", &pdf, err);
     if (rc == 0)
         rc = bp_render_write_file(cli->output, pdf.base, pdf.len, err);
     bp_store_incident_clear(&inc);
@@ -156,7 +159,9 @@ int main(int argc, char **argv)
         rc = bp_app_serve(&app, routes, sizeof(routes) / sizeof(routes[0]), &err);
     } else if (rc == 0) {
         bp_worker_t *w = bp_worker_new(&app, &err);
-        rc = w == NULL ? err.code : strcmp(cmd, "chart") == 0 ? run_chart(w, &cli, &err) : run_report(w, &cli, &err);
+        rc = w == NULL                   ? err.code
+             : strcmp(cmd, "chart") == 0 ? run_chart(w, &cli, &err)
+                                         : run_report(w, &cli, &err);
         bp_worker_free(w);
         if (rc == 0)
             printf("%s\n", cli.output);

@@ -104,8 +104,13 @@ int bp_render_chart_png(bp_worker_t *w, const char *metric, int64_t from, int64_
         return rc;
     char title[256];
     snprintf(title, sizeof(title), "Metric Analysis: %s", metric);
-    bp_chart_spec_t spec = {
-        .points = pts, .num_points = n, .from = from, .to = to, .width = width, .height = height, .title = title};
+    bp_chart_spec_t spec = {.points = pts,
+                            .num_points = n,
+                            .from = from,
+                            .to = to,
+                            .width = width,
+                            .height = height,
+                            .title = title};
     double t0 = mono_now();
     rc = bp_chart_png(&spec, out, err);
     bp_metrics_observe(M_RENDER_SECONDS, "kind=\"chart\"", mono_now() - t0);
@@ -150,7 +155,8 @@ int bp_render_report_pdf(bp_worker_t *w, const bp_render_t *r, const bp_store_in
     bp_buf_init(&url, 2048);
     if (r->public_url != NULL) {
         char f[BP_TIME_STRLEN], t[BP_TIME_STRLEN];
-        if (bp_buf_appendf(&url, "%s/charts/", r->public_url) != 0 || append_encoded(&url, inc->metric) != 0 ||
+        if (bp_buf_appendf(&url, "%s/charts/", r->public_url) != 0 ||
+            append_encoded(&url, inc->metric) != 0 ||
             bp_buf_appendf(&url, ".png?from=%s&to=%s", bp_time_format(from, f), bp_time_format(to, t)) != 0)
             bp_buf_free(&url); /* too long to be useful: leave the line out */
     }
@@ -185,7 +191,8 @@ int bp_render_write_file(const char *path, const void *data, size_t len, bp_err_
 {
     char tmp[PATH_MAX];
     /* pid and thread id: unique among writers on this host, so two never share a temp file. */
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld.%ld", path, (long)getpid(), (long)gettid()) >= (int)sizeof(tmp))
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld.%ld", path, (long)getpid(), (long)gettid()) >=
+        (int)sizeof(tmp))
         return bp_err_set(err, BP_EIO, "report path too long: %s", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)

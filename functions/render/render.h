@@ -45,9 +45,9 @@ typedef enum {
 typedef struct st_bp_render_result_t {
     bp_render_outcome_t outcome;
     long long incident_id;
-    char state[16];       /* "opened" / "resolved" */
-    char path[PATH_MAX];  /* WRITTEN/EXISTING: the report file */
-    size_t bytes;         /* WRITTEN: its size */
+    char state[16];      /* "opened" / "resolved" */
+    char path[PATH_MAX]; /* WRITTEN/EXISTING: the report file */
+    size_t bytes;        /* WRITTEN: its size */
 } bp_render_result_t;
 
 /* Reads BIZPULSE_REPORT_DIR (default ./reports), creates it (and parents) when missing,

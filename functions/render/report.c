@@ -16,9 +16,9 @@
 typedef struct st_pdf_t {
     HPDF_Doc doc;
     HPDF_Page page;
-    HPDF_Font font;  /* body text */
-    HPDF_Font bold;  /* headings: Helvetica-Bold, or the Unicode font again (it has one weight) */
-    bool unicode;    /* font has every character (else text is reduced to ASCII) */
+    HPDF_Font font; /* body text */
+    HPDF_Font bold; /* headings: Helvetica-Bold, or the Unicode font again (it has one weight) */
+    bool unicode;   /* font has every character (else text is reduced to ASCII) */
     HPDF_STATUS error_no;
     HPDF_STATUS detail_no;
     bp_err_t *err;
@@ -177,7 +177,8 @@ static int rule(pdf_t *p, double x1, double y, double x2)
 {
     if (set_stroke(p->page, C_RULE) != HPDF_OK || HPDF_Page_SetLineWidth(p->page, 0.6f) != HPDF_OK ||
         HPDF_Page_MoveTo(p->page, (HPDF_REAL)x1, (HPDF_REAL)y) != HPDF_OK ||
-        HPDF_Page_LineTo(p->page, (HPDF_REAL)x2, (HPDF_REAL)y) != HPDF_OK || HPDF_Page_Stroke(p->page) != HPDF_OK)
+        HPDF_Page_LineTo(p->page, (HPDF_REAL)x2, (HPDF_REAL)y) != HPDF_OK ||
+        HPDF_Page_Stroke(p->page) != HPDF_OK)
         return fail(p, "rule");
     return 0;
 }
@@ -227,7 +228,8 @@ static int facts(pdf_t *p, const bp_report_t *r, double x, double *y, double wid
         rc = line_out(p, p->bold, size, C_LABEL, x + 4, top - 3, 0, rows[i].label);
         double vy = top - 3;
         if (rc == 0)
-            rc = paragraph(p, p->font, size, leading, C_TEXT, x + label_w, &vy, width - label_w, 2, rows[i].value);
+            rc = paragraph(p, p->font, size, leading, C_TEXT, x + label_w, &vy, width - label_w, 2,
+                           rows[i].value);
         *y = vy - 5;
         if (rc == 0)
             rc = rule(p, x, *y + leading - 2, x + width);
@@ -272,7 +274,8 @@ static int chart_image(pdf_t *p, const bp_report_t *r, double x, double top, dou
     }
     cairo_surface_destroy(surface);
     /* libharu copies the pixels into the image stream, so the buffer can go right away. */
-    HPDF_Image image = HPDF_LoadRawImageFromMem(p->doc, rgb, (HPDF_UINT)w, (HPDF_UINT)h, HPDF_CS_DEVICE_RGB, 8);
+    HPDF_Image image =
+        HPDF_LoadRawImageFromMem(p->doc, rgb, (HPDF_UINT)w, (HPDF_UINT)h, HPDF_CS_DEVICE_RGB, 8);
     free(rgb);
     if (image == NULL)
         return fail(p, "load chart image");
@@ -308,7 +311,8 @@ static int load_fonts(pdf_t *p, const char *font_path)
     const char *name = HPDF_LoadTTFontFromFile2(p->doc, path, 0, HPDF_TRUE);
     if (name == NULL)
         return bp_err_set(p->err, p->error_no == HPDF_FAILD_TO_ALLOC_MEM ? BP_ENOMEM : BP_EINTERNAL,
-                          "pdf: cannot load TrueType font %s (libharu error 0x%04X)", path, (unsigned)p->error_no);
+                          "pdf: cannot load TrueType font %s (libharu error 0x%04X)", path,
+                          (unsigned)p->error_no);
     if (HPDF_SetCurrentEncoder(p->doc, "UTF-8") != HPDF_OK)
         return fail(p, "UTF-8 encoder");
     p->font = HPDF_GetFont(p->doc, name, "UTF-8");
@@ -330,7 +334,8 @@ static int build(pdf_t *p, const bp_report_t *r)
     time_t gen = (time_t)r->generated_at;
     struct tm tm;
     gmtime_r(&gen, &tm);
-    HPDF_Date date = {tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, 'Z', 0, 0};
+    HPDF_Date date = {tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                      tm.tm_sec,         'Z',           0,          0};
     if (HPDF_SetInfoAttr(p->doc, HPDF_INFO_TITLE, buf) != HPDF_OK ||
         HPDF_SetInfoAttr(p->doc, HPDF_INFO_CREATOR, "bizpulse-render") != HPDF_OK ||
         HPDF_SetInfoDateAttr(p->doc, HPDF_INFO_CREATION_DATE, date) != HPDF_OK)
@@ -400,7 +405,8 @@ static int save(pdf_t *p, bp_buf_t *out)
             return fail(p, "read back");
         int rc = bp_buf_append(out, chunk, n);
         if (rc != 0)
-            return bp_err_set(p->err, rc, "pdf: %s", rc == BP_ETOOBIG ? "over the size ceiling" : "out of memory");
+            return bp_err_set(p->err, rc, "pdf: %s",
+                              rc == BP_ETOOBIG ? "over the size ceiling" : "out of memory");
         if (st == HPDF_STREAM_EOF)
             return 0;
     }

@@ -37,14 +37,14 @@ typedef struct st_bp_report_t {
     const char *series; /* dimension combination, "" or NULL for the metric's total */
     const char *state;  /* the incident state this report is for: "opened", "resolved" */
     const char *summary;
-    const char *method;     /* detection method, e.g. "sigma3" */
-    int64_t started_at;     /* epoch seconds */
-    int64_t peak_at;        /* epoch seconds */
+    const char *method; /* detection method, e.g. "sigma3" */
+    int64_t started_at; /* epoch seconds */
+    int64_t peak_at;    /* epoch seconds */
     double peak_value;
-    double peak_expected;   /* NAN when unknown */
-    int64_t resolved_at;    /* 0 while open */
-    int64_t generated_at;   /* epoch seconds, shown in the footer */
-    const char *chart_url;  /* the live chart's URL, or NULL to leave the line out */
+    double peak_expected;  /* NAN when unknown */
+    int64_t resolved_at;   /* 0 while open */
+    int64_t generated_at;  /* epoch seconds, shown in the footer */
+    const char *chart_url; /* the live chart's URL, or NULL to leave the line out */
     /* The chart; width/height/pixel_ratio 0 mean the BP_REPORT_CHART_* values. */
     bp_chart_spec_t chart;
     /* A TrueType font file (.ttf/.ttc, face 0) for Unicode text. NULL means BP_REPORT_CJK_FONT

@@ -6,6 +6,7 @@
 
 #include "app.h"
 #include "chart.h"
+#include "http/percent.h"
 #include "json.h"
 #include "log.h"
 #include "render.h"
@@ -13,17 +14,6 @@
 
 #define NAME_MAX_LEN 256
 #define PARAM_MAX 128
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* The <name> of prefix<name>suffix in path, percent-decoded (metric names may be any UTF-8).
  * Returns 0, or -1 when path has another shape, the name is empty, contains '/' or a NUL, or
@@ -33,23 +23,8 @@ static int name_from_path(const char *path, const char *prefix, const char *suff
     size_t plen = strlen(prefix), slen = strlen(suffix), len = strlen(path);
     if (len <= plen + slen || strncmp(path, prefix, plen) != 0 || strcmp(path + len - slen, suffix) != 0)
         return -1;
-    const char *s = path + plen, *end = path + len - slen;
-    size_t o = 0;
-    while (s < end) {
-        char c = *s++;
-        if (c == '%') {
-            int hi = s + 1 < end ? hex_value(s[0]) : -1, lo = s + 1 < end ? hex_value(s[1]) : -1;
-            if (hi < 0 || lo < 0)
-                return -1;
-            c = (char)(hi << 4 | lo);
-            s += 2;
-        }
-        if (c == '/' || c == '\0' || o + 1 >= outsz)
-            return -1;
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return o > 0 ? 0 : -1;
+    long n = bp_http_pct_decode(path + plen, len - plen - slen, out, outsz);
+    return n > 0 && strchr(out, '/') == NULL ? 0 : -1;
 }
 
 /* A query parameter into out ("" when absent). On a broken or oversized value responds 400
@@ -69,8 +44,8 @@ static int param(const bp_http_request_t *req, bp_http_response_t *res, const ch
 }
 
 /* An optional integer size parameter within [min, max]; 0 when absent. */
-static int size_param(const bp_http_request_t *req, bp_http_response_t *res, const char *name, int min, int max,
-                      int *out)
+static int size_param(const bp_http_request_t *req, bp_http_response_t *res, const char *name, int min,
+                      int max, int *out)
 {
     char text[16];
     *out = 0;
@@ -123,7 +98,8 @@ void bp_render_route_chart(void *wctx, const bp_http_request_t *req, bp_http_res
     }
     char from_s[PARAM_MAX], to_s[PARAM_MAX];
     int width = 0, height = 0;
-    if (param(req, res, "from", from_s, sizeof(from_s)) != 0 || param(req, res, "to", to_s, sizeof(to_s)) != 0 ||
+    if (param(req, res, "from", from_s, sizeof(from_s)) != 0 ||
+        param(req, res, "to", to_s, sizeof(to_s)) != 0 ||
         size_param(req, res, "width", BP_CHART_MIN_WIDTH, BP_CHART_MAX_WIDTH, &width) != 0 ||
         size_param(req, res, "height", BP_CHART_MIN_HEIGHT, BP_CHART_MAX_HEIGHT, &height) != 0)
         return;
@@ -151,21 +127,9 @@ static const char *outcome_status(bp_render_outcome_t o)
     }
 }
 
-void bp_render_route_not_found(void *wctx, const bp_http_request_t *req, bp_http_response_t *res)
-{
-    (void)wctx;
-    (void)req;
-    bp_http_respond_error(res, 404, "not_found", "no such route");
-}
-
 void bp_render_route_event(void *wctx, const bp_http_request_t *req, bp_http_response_t *res)
 {
     bp_worker_t *w = wctx;
-    /* Registered as "/", which the server treats as a prefix: only the root itself is ours. */
-    if (strcmp(req->path, "/") != 0) {
-        bp_http_respond_error(res, 404, "not_found", "no such route");
-        return;
-    }
     bp_err_t err;
     bp_err_clear(&err);
     bp_ce_t ev = {0};
@@ -176,7 +140,8 @@ void bp_render_route_event(void *wctx, const bp_http_request_t *req, bp_http_res
     bp_render_result_t result;
     int rc = bp_render_handle_event(w, w->app->fn, &ev, &result, &err);
     if (rc != 0) {
-        bp_log(rc == BP_EINVAL ? BP_LOG_WARNING : BP_LOG_ERROR, "event %s (%s) failed: %s", ev.id, ev.type, err.msg);
+        bp_log(rc == BP_EINVAL ? BP_LOG_WARNING : BP_LOG_ERROR, "event %s (%s) failed: %s", ev.id, ev.type,
+               err.msg);
         bp_ce_clear(&ev);
         respond_failure(res, &err);
         return;
@@ -200,8 +165,8 @@ void bp_render_route_event(void *wctx, const bp_http_request_t *req, bp_http_res
     if (rc == 0)
         rc = bp_buf_append(&body, "}", 1);
     if (result.outcome == BP_RENDER_WRITTEN)
-        bp_log(BP_LOG_INFO, "report written: incident %lld %s, %zu bytes, %s", result.incident_id, result.state,
-               result.bytes, result.path);
+        bp_log(BP_LOG_INFO, "report written: incident %lld %s, %zu bytes, %s", result.incident_id,
+               result.state, result.bytes, result.path);
     if (rc == 0)
         bp_http_respond_json(res, 200, body.base);
     else

@@ -19,7 +19,5 @@
 void bp_render_route_chart(void *wctx, const bp_http_request_t *req, bp_http_response_t *res);
 void bp_render_route_event(void *wctx, const bp_http_request_t *req, bp_http_response_t *res);
 void bp_render_route_report(void *wctx, const bp_http_request_t *req, bp_http_response_t *res);
-/* 404 {"error":{"code":"not_found"}} for any request: the catch-all under "/". */
-void bp_render_route_not_found(void *wctx, const bp_http_request_t *req, bp_http_response_t *res);
 
 #endif

@@ -75,7 +75,8 @@ int bp_store_load_points(bp_db_t *db, const char *metric, int64_t from, int64_t 
         return bp_err_set(err, BP_ENOMEM, "out of memory for %d points", rows);
     }
     /* Column numbers once, not per row: this loop runs for every point of a week of minutes. */
-    int c_ts = PQfnumber(res, "ts"), c_val = PQfnumber(res, "metric_value"), c_anom = PQfnumber(res, "is_anomaly");
+    int c_ts = PQfnumber(res, "ts"), c_val = PQfnumber(res, "metric_value"),
+        c_anom = PQfnumber(res, "is_anomaly");
     size_t n = 0;
     for (int i = 0; i < rows; i++) {
         if (PQgetisnull(res, i, c_ts) || PQgetisnull(res, i, c_val))

@@ -22,7 +22,8 @@ static void relative_and_rfc3339_times_are_accepted(void)
     CHECK_INT(bp_render_parse_range("-7d", "now", NOW, &from, &to, NULL), 0);
     CHECK_INT(from, NOW - 7 * 86400);
     CHECK_INT(to, NOW);
-    CHECK_INT(bp_render_parse_range("2026-11-25T00:00:00Z", "2026-11-25T12:00:00+01:00", NOW, &from, &to, NULL), 0);
+    CHECK_INT(
+        bp_render_parse_range("2026-11-25T00:00:00Z", "2026-11-25T12:00:00+01:00", NOW, &from, &to, NULL), 0);
     CHECK_INT(to - from, 11 * 3600);
     /* only "to" given: the day before it */
     CHECK_INT(bp_render_parse_range(NULL, "-1h", NOW, &from, &to, NULL), 0);

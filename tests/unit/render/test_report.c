@@ -32,7 +32,9 @@ static bp_report_t sample(const char *font_path)
         .peak_expected = 598.5,
         .generated_at = T0 + 3600,
         .chart_url = "http://render.example/charts/registration_success_rate.png?from=-24h",
-        .chart = {.points = points, .num_points = 1440, .title = "Metric Analysis: registration_success_rate"},
+        .chart = {.points = points,
+                  .num_points = 1440,
+                  .title = "Metric Analysis: registration_success_rate"},
         .font_path = font_path,
     };
 }
@@ -111,7 +113,8 @@ static void numbers_print_whole_or_with_four_digits(void)
 
 static void a_minus_sign_the_cjk_font_lacks_prints_as_a_hyphen(void)
 {
-    char s[] = "registrations \xe2\x88\x92" "35% \xe6\xb3\xa8\xe2\x88\x92";
+    char s[] = "registrations \xe2\x88\x92"
+               "35% \xe6\xb3\xa8\xe2\x88\x92";
     fold_missing_glyphs(s);
     CHECK_STR(s, "registrations -35% \xe6\xb3\xa8-");
 }
