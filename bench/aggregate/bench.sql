@@ -46,13 +46,12 @@ BEGIN
                        'country', (ARRAY['DE','US','FR','GB','BR','IN','ES','IT','PL','NL'])[e.c],
                        'platform', (ARRAY['android','ios','web','android'])[e.pf])
     || CASE e.t
-         WHEN 'page_view' THEN jsonb_build_object('path', '/p/' || (e.uid % 5000))
-         WHEN 'api_call' THEN jsonb_build_object('endpoint', '/v2/items', 'status', (ARRAY[200,200,200,404])[e.pf])
+         WHEN 'api_call' THEN jsonb_build_object('status', (ARRAY[200,200,200,404])[e.pf])
          WHEN 'search' THEN jsonb_build_object('query', 'item ' || (e.uid % 2000))
          WHEN 'login' THEN jsonb_build_object('method', (ARRAY['password','google','apple','password'])[e.pf])
          WHEN 'order_placed' THEN jsonb_build_object('order_id', 'o-' || e.uid, 'amount', round((5 + random() * 195)::numeric, 2),
                                                      'currency', (ARRAY['EUR','EUR','USD','GBP'])[e.pf], 'items', 1 + e.uid % 5)
-         WHEN 'add_to_cart' THEN jsonb_build_object('sku', 'sku-' || (e.uid % 9000), 'quantity', 1 + e.uid % 3)
+         WHEN 'add_to_cart' THEN jsonb_build_object('sku', e.uid % 9000, 'quantity', 1 + e.uid % 3)
          WHEN 'checkout_started' THEN jsonb_build_object('cart_value', round((5 + random() * 195)::numeric, 2))
          WHEN 'registration_attempt' THEN jsonb_build_object('source', (ARRAY['organic','ads','referral','organic'])[e.pf])
          WHEN 'registration_success' THEN jsonb_build_object('source', (ARRAY['organic','ads','referral','organic'])[e.pf])

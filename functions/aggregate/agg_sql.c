@@ -9,8 +9,8 @@
 /* A dimension's part of a series key: "name=value", the value escaped so that ',' and '='
  * inside payload values cannot make two different combinations print the same key. NULL when
  * the dimension parameter is NULL, which concat_ws skips. */
-#define DIM(n)                                                                                                \
-    "$" #n "::text || '=' || replace(replace(replace(coalesce(e.payload ->> $" #n "::text, '(none)'), '%', "   \
+#define DIM(n)                                                                                               \
+    "$" #n "::text || '=' || replace(replace(replace(coalesce(e.payload ->> $" #n "::text, '(none)'), '%', " \
     "'%25'), ',', '%2C'), '=', '%3D')"
 
 #define KEY(a, b, c, d) "concat_ws(',', " DIM(a) ", " DIM(b) ", " DIM(c) ", " DIM(d) ")"
@@ -18,9 +18,10 @@
 #define MATCH_A "(event_type = $7::text AND ($6::jsonb IS NULL OR payload @> $6::jsonb))"
 #define MATCH_B "(event_type = $9::text AND ($8::jsonb IS NULL OR payload @> $8::jsonb))"
 /* Numbers, and strings that are plainly numbers; anything else does not count toward a sum. */
-#define NUMVAL                                                                                                \
-    "CASE jsonb_typeof(payload -> $10::text) WHEN 'number' THEN (payload ->> $10::text)::numeric"              \
-    " WHEN 'string' THEN CASE WHEN payload ->> $10::text ~ '^\\s*[-+]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][-+]?[0-9]{1,3})?\\s*$'" \
+#define NUMVAL                                                                                               \
+    "CASE jsonb_typeof(payload -> $10::text) WHEN 'number' THEN (payload ->> $10::text)::numeric"            \
+    " WHEN 'string' THEN CASE WHEN payload ->> $10::text ~ "                                                 \
+    "'^\\s*[-+]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][-+]?[0-9]{1,3})?\\s*$'"                                    \
     " THEN (payload ->> $10::text)::numeric END END"
 
 typedef struct {
@@ -30,20 +31,24 @@ typedef struct {
 } kind_sql_t;
 
 static const kind_sql_t kinds[] = {
-    [BP_KIND_COUNT] = {"count(*) FILTER (WHERE " MATCH_A ") AS value, NULL::bigint AS num, NULL::bigint AS den,"
+    [BP_KIND_COUNT] = {"count(*) FILTER (WHERE " MATCH_A
+                       ") AS value, NULL::bigint AS num, NULL::bigint AS den,"
                        " count(*) FILTER (WHERE " MATCH_A ") AS events",
                        "coalesce(a.value, 0)::float8", "NULL::float8 AS num, NULL::float8 AS den"},
-    [BP_KIND_SUM] = {"sum(" NUMVAL ") FILTER (WHERE " MATCH_A ") AS value, NULL::bigint AS num, NULL::bigint AS den,"
+    [BP_KIND_SUM] = {"sum(" NUMVAL ") FILTER (WHERE " MATCH_A
+                     ") AS value, NULL::bigint AS num, NULL::bigint AS den,"
                      " count(*) FILTER (WHERE " MATCH_A ") AS events",
                      /* beyond float8's range the interval has no usable value */
                      "CASE WHEN abs(coalesce(a.value, 0)) < 1e300 THEN coalesce(a.value, 0)::float8 END",
                      "NULL::float8 AS num, NULL::float8 AS den"},
     [BP_KIND_RATIO] = {"NULL::numeric AS value, count(*) FILTER (WHERE " MATCH_A ") AS num,"
-                       " count(*) FILTER (WHERE " MATCH_B ") AS den, count(*) FILTER (WHERE " MATCH_B ") AS events",
+                       " count(*) FILTER (WHERE " MATCH_B ") AS den, count(*) FILTER (WHERE " MATCH_B
+                       ") AS events",
                        "CASE WHEN coalesce(a.den, 0) > 0 THEN a.num::float8 / a.den END",
                        "coalesce(a.num, 0)::float8 AS num, coalesce(a.den, 0)::float8 AS den"},
     [BP_KIND_DISTINCT] = {"count(DISTINCT payload ->> $10::text) FILTER (WHERE " MATCH_A ") AS value,"
-                          " NULL::bigint AS num, NULL::bigint AS den, count(*) FILTER (WHERE " MATCH_A ") AS events",
+                          " NULL::bigint AS num, NULL::bigint AS den, count(*) FILTER (WHERE " MATCH_A
+                          ") AS events",
                           "coalesce(a.value, 0)::float8", "NULL::float8 AS num, NULL::float8 AS den"},
 };
 
@@ -58,19 +63,23 @@ static const char upsert_fmt[] =
     " SELECT ts, %s AS series, %s FROM ev GROUP BY %s"
     "), grid AS ("
     " SELECT g.ts, s.series"
-    " FROM generate_series(to_timestamp($2::bigint), to_timestamp($3::bigint - $4::int), make_interval(secs => $4::int)) AS g(ts)"
+    " FROM generate_series(to_timestamp($2::bigint), to_timestamp($3::bigint - $4::int), make_interval(secs "
+    "=> $4::int)) AS g(ts)"
     /* zero-fill the total, the series seen lately, and every series seen anywhere in this
      * window (so a series is dense from the first window it appears in) */
-    " CROSS JOIN (SELECT ''::text AS series UNION SELECT unnest($16::text[]) UNION SELECT series FROM agg) AS s"
+    " CROSS JOIN (SELECT ''::text AS series UNION SELECT unnest($16::text[]) UNION SELECT series FROM agg) "
+    "AS s"
     "), res AS ("
     " SELECT coalesce(a.ts, g.ts) AS ts, coalesce(a.series, g.series) AS series, %s AS value, %s,"
     " coalesce(a.events, 0) AS events"
     " FROM grid g FULL JOIN agg a ON a.ts = g.ts AND a.series = g.series"
     ")"
-    " INSERT INTO aggregated_metrics AS m (metric_name, series, metric_timestamp, metric_value, numerator, denominator, events)"
+    " INSERT INTO aggregated_metrics AS m (metric_name, series, metric_timestamp, metric_value, numerator, "
+    "denominator, events)"
     " SELECT $1, series, ts, value, num, den, events FROM res"
     /* every parameter is referenced with its type in every variant, so all variants prepare */
-    " WHERE num_nonnulls($6::jsonb, $7::text, $8::jsonb, $9::text, $10::text, $11::text, $12::text, $13::text,"
+    " WHERE num_nonnulls($6::jsonb, $7::text, $8::jsonb, $9::text, $10::text, $11::text, $12::text, "
+    "$13::text,"
     " $14::text, $15::text[]) >= 0"
     " ON CONFLICT (metric_name, series, metric_timestamp) DO UPDATE"
     " SET metric_value = EXCLUDED.metric_value, numerator = EXCLUDED.numerator,"
@@ -89,9 +98,10 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static const char prescan_text[] =
     "SELECT k.key AS series, count(*) AS n FROM business_events e"
     " CROSS JOIN LATERAL (SELECT " KEY(4, 5, 6, 7) " AS key) AS k"
-    " WHERE e.event_type = ANY($1::text[])"
-    " AND e.event_timestamp >= to_timestamp($2::bigint) AND e.event_timestamp < to_timestamp($3::bigint)"
-    " GROUP BY 1 ORDER BY 2 DESC, 1";
+                                                   " WHERE e.event_type = ANY($1::text[])"
+                                                   " AND e.event_timestamp >= to_timestamp($2::bigint) AND "
+                                                   "e.event_timestamp < to_timestamp($3::bigint)"
+                                                   " GROUP BY 1 ORDER BY 2 DESC, 1";
 
 static const bp_db_stmt_t prescan_stmt = {"bp_agg_prescan", prescan_text, 7};
 
@@ -103,16 +113,18 @@ static void build(void)
     static const char *const kind_names[] = {"count", "sum", "ratio", "distinct"};
     for (int k = 0; k < 4; k++) {
         for (int dims = 0; dims < 2; dims++) {
-            int n = snprintf(upsert_text[k][dims], SQL_MAX, upsert_fmt, dims ? FOLDED_KEY : "''::text",
-                             dims ? LATERAL_KEY : "",
-                             dims ? "CASE WHEN grouping(series) = 1 THEN ''::text ELSE series END" : "''::text",
-                             kinds[k].aggs, dims ? "GROUPING SETS ((ts), (ts, series))" : "ts", kinds[k].value,
-                             kinds[k].parts);
+            int n =
+                snprintf(upsert_text[k][dims], SQL_MAX, upsert_fmt, dims ? FOLDED_KEY : "''::text",
+                         dims ? LATERAL_KEY : "",
+                         dims ? "CASE WHEN grouping(series) = 1 THEN ''::text ELSE series END" : "''::text",
+                         kinds[k].aggs, dims ? "GROUPING SETS ((ts), (ts, series))" : "ts", kinds[k].value,
+                         kinds[k].parts);
             assert(n < SQL_MAX && "SQL_MAX too small for the aggregation statement");
             (void)n;
-            snprintf(upsert_names[k][dims], sizeof(upsert_names[k][dims]), "bp_agg_upsert_%s%s", kind_names[k],
-                     dims ? "_dims" : "");
-            upsert_stmts[k][dims] = (bp_db_stmt_t){upsert_names[k][dims], upsert_text[k][dims], BP_AGG_UPSERT_NPARAMS};
+            snprintf(upsert_names[k][dims], sizeof(upsert_names[k][dims]), "bp_agg_upsert_%s%s",
+                     kind_names[k], dims ? "_dims" : "");
+            upsert_stmts[k][dims] =
+                (bp_db_stmt_t){upsert_names[k][dims], upsert_text[k][dims], BP_AGG_UPSERT_NPARAMS};
         }
     }
 }

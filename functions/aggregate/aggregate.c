@@ -20,7 +20,8 @@
 /* Two-key advisory lock: (namespace, metric). Transaction-scoped, so a crash or a lost
  * connection can never leave it held. */
 static const bp_db_stmt_t lock_sql = {
-    "bp_agg_lock", "SELECT pg_try_advisory_xact_lock(hashtext('bizpulse.aggregate'), hashtext($1))::int AS got", 1};
+    "bp_agg_lock",
+    "SELECT pg_try_advisory_xact_lock(hashtext('bizpulse.aggregate'), hashtext($1))::int AS got", 1};
 
 static const bp_db_stmt_t watermark_sql = {
     "bp_agg_watermark",
@@ -52,7 +53,8 @@ int bp_agg_options_from_env(bp_agg_options_t *opts, bp_err_t *err)
     int rc;
     if ((rc = bp_config_env_int("BIZPULSE_AGG_GRACE_S", 10, 0, 3600, &grace, err)) != 0 ||
         (rc = bp_config_env_int("BIZPULSE_AGG_LATENESS_S", 300, 0, 7 * 86400, &lateness, err)) != 0 ||
-        (rc = bp_config_env_int("BIZPULSE_AGG_LOOKBACK_S", 7 * 86400, 60, 366L * 86400, &lookback, err)) != 0 ||
+        (rc = bp_config_env_int("BIZPULSE_AGG_LOOKBACK_S", 7 * 86400, 60, 366L * 86400, &lookback, err)) !=
+            0 ||
         (rc = bp_config_env_int("BIZPULSE_AGG_SERIES_TTL_S", 86400, 60, 366L * 86400, &ttl, err)) != 0 ||
         (rc = bp_config_env_int("BIZPULSE_AGG_BUDGET_MS", 20000, 100, 600000, &budget, err)) != 0)
         return rc;
@@ -185,11 +187,13 @@ static int add_event(bp_db_t *db, const char *source, const bp_metric_t *m, cons
     int rc = bp_buf_appendf(&data, "{\"metric\":");
     rc = rc ? rc : bp_json_append_str(&data, m->name);
     rc = rc ? rc
-            : bp_buf_appendf(&data,
-                             ",\"kind\":\"%s\",\"interval_s\":%d,\"from\":\"%s\",\"to\":\"%s\",\"changed_from\":\"%s\","
-                             "\"changed\":%ld,\"revised\":[%s],\"revised_truncated\":%s,\"trigger\":",
-                             bp_config_kind_name(m->kind), m->interval_s, f, t, cf, win->changed,
-                             win->revised.base ? win->revised.base : "", win->num_revised > REVISED_MAX ? "true" : "false");
+            : bp_buf_appendf(
+                  &data,
+                  ",\"kind\":\"%s\",\"interval_s\":%d,\"from\":\"%s\",\"to\":\"%s\",\"changed_from\":\"%s\","
+                  "\"changed\":%ld,\"revised\":[%s],\"revised_truncated\":%s,\"trigger\":",
+                  bp_config_kind_name(m->kind), m->interval_s, f, t, cf, win->changed,
+                  win->revised.base ? win->revised.base : "",
+                  win->num_revised > REVISED_MAX ? "true" : "false");
     rc = rc ? rc : bp_json_append_str(&data, trigger ? trigger : "");
     rc = rc ? rc : bp_buf_append(&data, "}", 1);
     if (rc != 0) {
@@ -211,7 +215,8 @@ static int add_event(bp_db_t *db, const char *source, const bp_metric_t *m, cons
 /* The series allowed through when the cap is reached: every known one, then the largest new
  * ones (by events in this window) until max_series, then 'other' for the rest. */
 static int choose_allowed(bp_db_t *db, const bp_metric_t *m, const bp_series_set_t *known, const char *types,
-                          const char *s_from, const char *s_to, bp_buf_t *allowed, long *folded, bp_err_t *err)
+                          const char *s_from, const char *s_to, bp_buf_t *allowed, long *folded,
+                          bp_err_t *err)
 {
     const char *p[] = {types, s_from, s_to, NULL, NULL, NULL, NULL};
     for (size_t i = 0; i < m->num_dimensions; i++)
@@ -250,8 +255,8 @@ static int choose_allowed(bp_db_t *db, const bp_metric_t *m, const bp_series_set
 
 /* Recomputes [win->from, win->to) of m inside the caller's transaction (which holds the metric's
  * lock): the upsert, the cardinality cap, the series registry, the event. */
-static int compute_window(bp_worker_t *w, const bp_metric_t *m, const bp_agg_options_t *o, int64_t revised_before,
-                          window_t *win, bp_err_t *err)
+static int compute_window(bp_worker_t *w, const bp_metric_t *m, const bp_agg_options_t *o,
+                          int64_t revised_before, window_t *win, bp_err_t *err)
 {
     bp_db_t *db = w->db;
     char s_from[24], s_to[24], s_iv[16];
@@ -300,12 +305,23 @@ static int compute_window(bp_worker_t *w, const bp_metric_t *m, const bp_agg_opt
             rc = bp_err_set(err, rc, "cannot prepare the window");
         goto out;
     }
-    const char *p[BP_AGG_UPSERT_NPARAMS] = {
-        m->name, s_from, s_to, s_iv, types.base,
-        m->kind == BP_KIND_RATIO ? m->num.filter_json : m->sel.filter_json,
-        m->kind == BP_KIND_RATIO ? m->num.event_type : m->sel.event_type,
-        m->den.filter_json, m->den.event_type, m->field,
-        NULL, NULL, NULL, NULL, allowed.base, fill.base};
+    const char *p[BP_AGG_UPSERT_NPARAMS] = {m->name,
+                                            s_from,
+                                            s_to,
+                                            s_iv,
+                                            types.base,
+                                            m->kind == BP_KIND_RATIO ? m->num.filter_json
+                                                                     : m->sel.filter_json,
+                                            m->kind == BP_KIND_RATIO ? m->num.event_type : m->sel.event_type,
+                                            m->den.filter_json,
+                                            m->den.event_type,
+                                            m->field,
+                                            NULL,
+                                            NULL,
+                                            NULL,
+                                            NULL,
+                                            allowed.base,
+                                            fill.base};
     for (size_t i = 0; i < m->num_dimensions; i++)
         p[10 + i] = m->dimensions[i];
     /* Optimistic: below the cap nothing is folded, in one pass. Only if this window brings more
@@ -453,11 +469,12 @@ static int append_result(bp_buf_t *out, bool comma, const bp_metric_t *m, const 
     if (s->skipped)
         return rc ? rc : bp_buf_appendf(out, ",\"skipped\":\"locked by another replica\"}");
     return rc ? rc
-              : bp_buf_appendf(out,
-                               ",\"from\":\"%s\",\"to\":\"%s\",\"intervals\":%ld,\"changed\":%ld,\"revised_ranges\":%d,"
-                               "\"folded_series\":%ld,\"batches\":%d,\"caught_up\":%s}",
-                               bp_time_format(s->from, f), bp_time_format(s->to, t), s->intervals, s->changed,
-                               s->revised, s->folded, s->batches, s->done ? "true" : "false");
+              : bp_buf_appendf(
+                    out,
+                    ",\"from\":\"%s\",\"to\":\"%s\",\"intervals\":%ld,\"changed\":%ld,\"revised_ranges\":%d,"
+                    "\"folded_series\":%ld,\"batches\":%d,\"caught_up\":%s}",
+                    bp_time_format(s->from, f), bp_time_format(s->to, t), s->intervals, s->changed,
+                    s->revised, s->folded, s->batches, s->done ? "true" : "false");
 }
 
 static void record(const bp_metric_t *m, const summary_t *s)
@@ -468,8 +485,8 @@ static void record(const bp_metric_t *m, const summary_t *s)
     bp_metrics_add("bizpulse_aggregate_changed_total", labels, (double)s->changed);
     if (s->folded > 0)
         bp_metrics_add("bizpulse_aggregate_series_folded_total", labels, (double)s->folded);
-    snprintf(fields, sizeof(fields), "\"metric\":\"%s\",\"intervals\":%ld,\"changed\":%ld,\"batches\":%d", m->name,
-             s->intervals, s->changed, s->batches);
+    snprintf(fields, sizeof(fields), "\"metric\":\"%s\",\"intervals\":%ld,\"changed\":%ld,\"batches\":%d",
+             m->name, s->intervals, s->changed, s->batches);
     bp_log_fields(BP_LOG_INFO, fields, "aggregated %s", m->name);
 }
 
@@ -500,8 +517,8 @@ int bp_agg_tick(bp_worker_t *w, const bp_agg_options_t *opts, bp_buf_t *out, bp_
     return rc;
 }
 
-int bp_agg_backfill(bp_worker_t *w, const bp_metric_t *m, int64_t from, int64_t to, const bp_agg_options_t *opts,
-                    bp_buf_t *out, bp_err_t *err)
+int bp_agg_backfill(bp_worker_t *w, const bp_metric_t *m, int64_t from, int64_t to,
+                    const bp_agg_options_t *opts, bp_buf_t *out, bp_err_t *err)
 {
     int64_t iv = m->interval_s;
     from = bp_time_floor(from, iv);
@@ -510,13 +527,15 @@ int bp_agg_backfill(bp_worker_t *w, const bp_metric_t *m, int64_t from, int64_t 
     if (to > closed)
         to = closed; /* open intervals are the tick's business */
     if (from >= to)
-        return bp_err_set(err, BP_EINVAL, "backfill range is empty once aligned to %d s intervals and cut at now - grace",
+        return bp_err_set(err, BP_EINVAL,
+                          "backfill range is empty once aligned to %d s intervals and cut at now - grace",
                           m->interval_s);
     const char *name[] = {m->name};
     summary_t s = {0};
     int rc = 0;
     for (int64_t at = from; rc == 0 && at < to;) {
-        window_t win = {.from = at, .to = at + BP_AGG_BATCH_INTERVALS * iv < to ? at + BP_AGG_BATCH_INTERVALS * iv : to};
+        window_t win = {.from = at,
+                        .to = at + BP_AGG_BATCH_INTERVALS * iv < to ? at + BP_AGG_BATCH_INTERVALS * iv : to};
         bp_buf_init(&win.revised, 16384);
         int64_t got = 0;
         bool found = false;
@@ -524,7 +543,8 @@ int bp_agg_backfill(bp_worker_t *w, const bp_metric_t *m, int64_t from, int64_t 
         if (rc == 0)
             rc = query_int(w->db, &lock_sql, name, "got", &got, &found, err);
         if (rc == 0 && !got)
-            rc = bp_err_set(err, BP_EBUSY, "metric '%s' is being aggregated by another replica; retry shortly", m->name);
+            rc = bp_err_set(err, BP_EBUSY,
+                            "metric '%s' is being aggregated by another replica; retry shortly", m->name);
         if (rc == 0)
             rc = compute_window(w, m, opts, INT64_MAX, &win, err);
         if (rc == 0)

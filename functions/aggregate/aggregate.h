@@ -49,7 +49,7 @@ int bp_agg_tick(bp_worker_t *w, const bp_agg_options_t *opts, bp_buf_t *out, bp_
 /* Recomputes metric m over [from, to) (aligned outward to its interval) in batches, emitting
  * events for what changed; the watermark is left alone. Appends one JSON result object to out.
  * BP_EBUSY when another replica holds the metric (retry later), BP_EINVAL for a bad range. */
-int bp_agg_backfill(bp_worker_t *w, const bp_metric_t *m, int64_t from, int64_t to, const bp_agg_options_t *opts,
-                    bp_buf_t *out, bp_err_t *err);
+int bp_agg_backfill(bp_worker_t *w, const bp_metric_t *m, int64_t from, int64_t to,
+                    const bp_agg_options_t *opts, bp_buf_t *out, bp_err_t *err);
 
 #endif

@@ -22,7 +22,8 @@
 
 /* from/to of a manual run: RFC 3339 or relative ("-2h"), both required, from < to, at most the
  * lookback apart. */
-static int parse_range(const char *from_s, const char *to_s, int64_t now, int64_t *from, int64_t *to, bp_err_t *err)
+static int parse_range(const char *from_s, const char *to_s, int64_t now, int64_t *from, int64_t *to,
+                       bp_err_t *err)
 {
     bp_err_t e;
     if (from_s == NULL || to_s == NULL)
@@ -87,9 +88,10 @@ static void handle_tick(void *wctx, const bp_http_request_t *req, bp_http_respon
     char trigger[200];
     bp_agg_options_t opts;
     if (!scheduler_authorized(req)) {
-        bp_http_respond_error(res, 401, "unauthorized",
-                              "this aggregate requires the scheduler token: send Authorization: Bearer <token> or "
-                              "X-Bizpulse-Scheduler-Token: <token>");
+        bp_http_respond_error(
+            res, 401, "unauthorized",
+            "this aggregate requires the scheduler token: send Authorization: Bearer <token> or "
+            "X-Bizpulse-Scheduler-Token: <token>");
         return;
     }
     if (describe_trigger(req, trigger, sizeof(trigger), &err) != 0 ||
@@ -124,7 +126,8 @@ static void handle_run(void *wctx, const bp_http_request_t *req, bp_http_respons
     bp_err_t err;
     bp_err_clear(&err);
     if (!bp_app_authorized(req, getenv("BIZPULSE_ADMIN_TOKEN"))) {
-        bp_http_respond_error(res, 401, "unauthorized", "POST /run needs Authorization: Bearer <BIZPULSE_ADMIN_TOKEN>");
+        bp_http_respond_error(res, 401, "unauthorized",
+                              "POST /run needs Authorization: Bearer <BIZPULSE_ADMIN_TOKEN>");
         return;
     }
     cJSON *body = NULL;
@@ -208,7 +211,8 @@ static int cmd_backfill(bp_app_t *app, int argc, char **argv, bp_err_t *err)
     }
     const bp_metric_t *m = bp_config_find(app->config, metric);
     if (m == NULL)
-        return bp_err_set(err, BP_EINVAL, "--metric '%s' is not in %s", metric ? metric : "", app->config->path);
+        return bp_err_set(err, BP_EINVAL, "--metric '%s' is not in %s", metric ? metric : "",
+                          app->config->path);
     bp_agg_options_t opts;
     int64_t from, to;
     int rc = bp_agg_options_from_env(&opts, err);

@@ -1,7 +1,9 @@
 /*
  * bizpulse-detect: scores aggregated points and drives incidents (DESIGN §6).
  *
- *   bizpulse-detect [serve]                HTTP: POST / with dev.bizpulse.metrics.aggregated.v1
+ *   bizpulse-detect [serve]                HTTP: POST / with dev.bizpulse.metrics.aggregated.v1,
+ *                                          GET /incidents?status=&metric=&limit=,
+ *                                          POST /incidents/<id>/ack
  *   bizpulse-detect score --csv FILE|-     timestamp,value rows in; timestamp,value,anomaly_score out
  *   bizpulse-detect migrate                apply schema migrations and exit
  */
@@ -12,6 +14,7 @@
 #include "app.h"
 #include "cloudevents.h"
 #include "detect.h"
+#include "incidents_api.h"
 #include "log.h"
 #include "metrics.h"
 #include "score_csv.h"
@@ -47,6 +50,8 @@ static void handle_event(void *wctx, const bp_http_request_t *req, bp_http_respo
 
 static const bp_http_route_t routes[] = {
     {"POST", "/", "event", handle_event},
+    {"GET", "/incidents", "incidents", bp_incidents_list},
+    {"POST", "/incidents/", "incident_ack", bp_incidents_ack},
 };
 
 int main(int argc, char **argv)
