@@ -11,7 +11,7 @@
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
-#include "sigma3.h"
+#include "score.h"
 #include "timefmt.h"
 
 #define MAX_POINTS (400 * 1000) /* a year of minutes plus history: the ceiling of one event */
@@ -23,39 +23,45 @@ static const bp_db_stmt_t lock_sql = {
 
 static const bp_db_stmt_t points_sql = {
     "bp_det_points",
-    "SELECT extract(epoch FROM metric_timestamp)::bigint AS ts, metric_value AS value FROM aggregated_metrics"
+    "SELECT extract(epoch FROM metric_timestamp)::bigint AS ts, metric_value AS value, numerator, denominator"
+    " FROM aggregated_metrics"
     " WHERE metric_name = $1 AND series = '' AND metric_timestamp >= to_timestamp($2::bigint)"
     " AND metric_timestamp < to_timestamp($3::bigint) ORDER BY metric_timestamp",
     3};
 
-/* One statement for the whole window: arrays in, one UPDATE out. */
+/* One statement for the whole window: arrays in, one UPDATE out. $11 is the method's name. */
 static const bp_db_stmt_t store_sql = {
     "bp_det_store",
     "UPDATE aggregated_metrics m SET is_anomaly = u.anomaly, anomaly_score = u.score, expected = u.mean,"
-    " lower_bound = u.lower, upper_bound = u.upper, method = 'sigma3', scored_at = now(),"
-    " anomaly_context = CASE WHEN u.verdict THEN jsonb_build_object('method', 'sigma3', 'state', 'scored',"
-    "   'mean', u.mean, 'stddev', u.sd, 'lower', u.lower, 'upper', u.upper, 'window', u.n,"
-    "   'reason', format('value %s is %s the 3-sigma band [%s, %s] of the trailing %s points', "
-    "m.metric_value,"
-    "     CASE WHEN u.anomaly THEN 'outside' ELSE 'inside' END, round(u.lower::numeric, 2), "
-    "round(u.upper::numeric, 2), u.n))"
-    "  ELSE jsonb_build_object('method', 'sigma3', 'state', 'learning', 'window', u.n,"
-    "   'reason', format('learning: %s of the 90 points of history the 3-sigma rule needs', u.n)) END"
-    " FROM unnest($2::bigint[], $3::bool[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], "
-    "$8::float8[],"
-    "             $9::int[], $10::bool[]) AS u(ts, anomaly, score, mean, sd, lower, upper, n, verdict)"
+    " lower_bound = u.lower, upper_bound = u.upper, method = $11::text, scored_at = now(),"
+    " anomaly_context = CASE WHEN u.verdict THEN jsonb_build_object('method', $11::text, 'state', 'scored',"
+    "   'expected', u.mean, 'lower', u.lower, 'upper', u.upper, 'score', u.score, 'window', u.n,"
+    "   'reason', format('value %s is %s the expected band [%s, %s] (%s, %s points of history)',"
+    "     round(m.metric_value::numeric, 4), CASE WHEN u.anomaly THEN 'outside' ELSE 'inside' END,"
+    "     round(u.lower::numeric, 4), round(u.upper::numeric, 4), $11::text, u.n))"
+    "   || CASE WHEN $11::text = 'sigma3' THEN jsonb_build_object('mean', u.mean, 'stddev', u.sd) ELSE '{}' "
+    "END"
+    "  WHEN m.metric_value IS NULL THEN jsonb_build_object('method', $11::text, 'state', 'no_data',"
+    "   'reason', 'no value for this interval (a ratio without denominator)')"
+    "  ELSE jsonb_build_object('method', $11::text, 'state', 'learning', 'window', u.n,"
+    "   'reason', format('learning: %s points of history so far; %s gives verdicts after more', u.n, "
+    "$11::text)) END"
+    " FROM unnest($2::bigint[], $3::bool[], $4::float8[], $5::float8[], $6::float8[], $7::float8[],"
+    "             $8::float8[], $9::int[], $10::bool[]) AS u(ts, anomaly, score, mean, sd, lower, upper, n, "
+    "verdict)"
     " WHERE m.metric_name = $1 AND m.series = '' AND m.metric_timestamp = to_timestamp(u.ts)",
-    10};
+    11};
 
 int bp_detect_options_from_env(bp_detect_options_t *o, bp_err_t *err)
 {
-    long window, min, span, resolve;
+    long window, min, span, resolve, z10;
     int rc;
     if ((rc = bp_config_env_int("BIZPULSE_DETECT_ALERT_WINDOW_S", 3600, 60, 366L * 86400, &window, err)) !=
             0 ||
         (rc = bp_config_env_int("BIZPULSE_DETECT_MIN_ANOMALIES", 2, 1, 100, &min, err)) != 0 ||
         (rc = bp_config_env_int("BIZPULSE_DETECT_OPEN_SPAN", 5, 1, 1000, &span, err)) != 0 ||
-        (rc = bp_config_env_int("BIZPULSE_DETECT_RESOLVE_AFTER", 30, 1, 100000, &resolve, err)) != 0)
+        (rc = bp_config_env_int("BIZPULSE_DETECT_RESOLVE_AFTER", 30, 1, 100000, &resolve, err)) != 0 ||
+        (rc = bp_config_env_int("BIZPULSE_DETECT_RATIO_Z_X10", 50, 10, 500, &z10, err)) != 0)
         return rc;
     if (min > span)
         return bp_err_set(err, BP_ECONFIG,
@@ -65,7 +71,8 @@ int bp_detect_options_from_env(bp_detect_options_t *o, bp_err_t *err)
                                .alert_window_s = window,
                                .min_anomalies = (int)min,
                                .open_span = (int)span,
-                               .resolve_after = (int)resolve};
+                               .resolve_after = (int)resolve,
+                               .z_alert = (double)z10 / 10.0};
     return 0;
 }
 
@@ -107,8 +114,8 @@ static int arr_num(bp_buf_t *b, size_t i, bool isnull, double v)
     return rc ? rc : isnull ? bp_buf_append(b, "NULL", 4) : bp_buf_appendf(b, "%.17g", v);
 }
 
-static int store(bp_db_t *db, const char *metric, const bp_point_t *pts, const size_t *n_hist, size_t n,
-                 bp_err_t *err)
+static int store(bp_db_t *db, const char *metric, const char *method, const bp_point_t *pts,
+                 const size_t *n_hist, size_t n, bp_err_t *err)
 {
     enum { TS, ANOM, SCORE, MEAN, SD, LOWER, UPPER, N, VERDICT, NARR };
     bp_buf_t a[NARR];
@@ -134,8 +141,9 @@ static int store(bp_db_t *db, const char *metric, const bp_point_t *pts, const s
     if (rc != 0) {
         rc = bp_err_set(err, rc, "scored window too large to store");
     } else {
-        const char *p[] = {metric,     a[TS].base,    a[ANOM].base,  a[SCORE].base, a[MEAN].base,
-                           a[SD].base, a[LOWER].base, a[UPPER].base, a[N].base,     a[VERDICT].base};
+        const char *p[] = {metric,       a[TS].base,      a[ANOM].base,  a[SCORE].base,
+                           a[MEAN].base, a[SD].base,      a[LOWER].base, a[UPPER].base,
+                           a[N].base,    a[VERDICT].base, method};
         rc = bp_db_query(db, &store_sql, p, NULL, err);
     }
     for (int k = 0; k < NARR; k++)
@@ -144,11 +152,11 @@ static int store(bp_db_t *db, const char *metric, const bp_point_t *pts, const s
 }
 
 /* Loads the window plus its 180 points of history and scores every point of the window. */
-static int score_window(bp_db_t *db, const bp_metric_t *m, const request_t *r, bp_point_t **out,
-                        size_t **hist_n, size_t *n, bp_err_t *err)
+static int score_window(bp_db_t *db, const bp_metric_t *m, bp_method_t method, double z_alert,
+                        const request_t *r, bp_point_t **out, size_t **hist_n, size_t *n, bp_err_t *err)
 {
     char s_from[24], s_to[24];
-    snprintf(s_from, sizeof(s_from), "%" PRId64, r->from - (int64_t)BP_SIGMA3_WINDOW * m->interval_s);
+    snprintf(s_from, sizeof(s_from), "%" PRId64, r->from - (int64_t)bp_score_history(method) * m->interval_s);
     snprintf(s_to, sizeof(s_to), "%" PRId64, r->to);
     const char *p[] = {m->name, s_from, s_to};
     PGresult *res = NULL;
@@ -160,45 +168,38 @@ static int score_window(bp_db_t *db, const bp_metric_t *m, const request_t *r, b
         PQclear(res);
         return bp_err_set(err, BP_ETOOBIG, "window of %zu points exceeds %d", rows, MAX_POINTS);
     }
-    double *values = malloc((rows + 1) * sizeof(double));
     int64_t *ts = malloc((rows + 1) * sizeof(int64_t));
+    double *values = malloc((rows + 1) * sizeof(double));
+    double *num = malloc((rows + 1) * sizeof(double));
+    double *den = malloc((rows + 1) * sizeof(double));
     bp_point_t *pts = calloc(rows + 1, sizeof(bp_point_t));
     size_t *hn = calloc(rows + 1, sizeof(size_t));
-    if (values == NULL || ts == NULL || pts == NULL || hn == NULL) {
+    if (ts == NULL || values == NULL || num == NULL || den == NULL || pts == NULL || hn == NULL) {
         rc = bp_err_set(err, BP_ENOMEM, "out of memory");
         goto out;
     }
-    int cts = PQfnumber(res, "ts"), cv = PQfnumber(res, "value");
+    size_t first = rows;
     for (size_t i = 0; i < rows; i++) {
-        ts[i] = strtoll(PQgetvalue(res, (int)i, cts), NULL, 10);
-        values[i] = strtod(PQgetvalue(res, (int)i, cv), NULL);
+        ts[i] = bp_db_int(res, (int)i, "ts");
+        values[i] = bp_db_double(res, (int)i, "value"); /* NAN when NULL */
+        num[i] = bp_db_isnull(res, (int)i, "numerator") ? 0 : bp_db_double(res, (int)i, "numerator");
+        den[i] = bp_db_isnull(res, (int)i, "denominator") ? 0 : bp_db_double(res, (int)i, "denominator");
+        if (first == rows && ts[i] >= r->from)
+            first = i;
     }
-    size_t k = 0;
-    for (size_t i = 0; i < rows; i++) {
-        if (ts[i] < r->from)
-            continue;
-        bp_sigma3_t s;
-        bp_sigma3_score(values, i, values[i], &s);
-        pts[k] = (bp_point_t){.ts = ts[i],
-                              .value = values[i],
-                              .verdict = s.verdict,
-                              .anomaly = s.anomaly,
-                              .expected = s.mean,
-                              .lower = s.lower,
-                              .upper = s.upper,
-                              .score = s.score};
-        hn[k] = s.n;
-        k++;
-    }
+    bp_series_t series = {.ts = ts, .value = values, .num = num, .den = den, .n = rows};
+    bp_score_series(method, &series, first, z_alert, pts, hn);
     *out = pts;
     *hist_n = hn;
-    *n = k;
+    *n = rows - first;
     pts = NULL;
     hn = NULL;
 out:
     PQclear(res);
-    free(values);
     free(ts);
+    free(values);
+    free(num);
+    free(den);
     free(pts);
     free(hn);
     return rc;
@@ -228,6 +229,12 @@ int bp_detect_handle(bp_worker_t *w, const bp_ce_t *ev, const bp_detect_options_
         goto out;
     }
     const char *name[] = {m->name};
+    bp_method_t method;
+    if (bp_score_method(m, &method) != 0) {
+        rc = bp_err_set(err, BP_ECONFIG, "metric '%s': unknown method '%s'", m->name, m->method);
+        goto out;
+    }
+    o.method = bp_score_method_name(method);
     if ((rc = bp_db_begin(w->db, err)) != 0)
         goto out;
     if ((rc = bp_inbox_claim(w->db, ev, &first, err)) != 0)
@@ -240,8 +247,8 @@ int bp_detect_handle(bp_worker_t *w, const bp_ce_t *ev, const bp_detect_options_
         goto out;
     }
     if ((rc = bp_db_query(w->db, &lock_sql, name, NULL, err)) != 0 ||
-        (rc = score_window(w->db, m, &r, &pts, &hist_n, &n, err)) != 0 ||
-        (n > 0 && (rc = store(w->db, m->name, pts, hist_n, n, err)) != 0) ||
+        (rc = score_window(w->db, m, method, opts->z_alert, &r, &pts, &hist_n, &n, err)) != 0 ||
+        (n > 0 && (rc = store(w->db, m->name, bp_score_method_name(method), pts, hist_n, n, err)) != 0) ||
         (rc = bp_incident_apply(w->db, m, pts, n, opts, &change, err)) != 0 ||
         (rc = bp_db_commit(w->db, err)) != 0)
         goto rollback;

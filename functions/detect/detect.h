@@ -21,7 +21,9 @@ typedef struct st_bp_detect_options_t {
     int min_anomalies;      /* anomalous points among the last open_span needed to open */
     int open_span;
     int resolve_after;  /* normal points after the last anomaly that resolve an incident */
+    double z_alert;     /* ratio metrics: |z| that makes a point anomalous (default 5) */
     const char *source; /* CloudEvents source of the incident events */
+    const char *method; /* set per metric by bp_detect_handle, for the incident's summary */
 } bp_detect_options_t;
 
 /* Reads BIZPULSE_DETECT_* env into opts (now = current time). */

@@ -26,8 +26,8 @@ static const bp_db_stmt_t insert_sql = {
     "INSERT INTO incidents (metric_name, status, started_at, last_anomaly_at, peak_timestamp, peak_value,"
     " peak_expected, method, summary, context)"
     " VALUES ($1, 'open', to_timestamp($2::bigint), to_timestamp($3::bigint), to_timestamp($4::bigint),"
-    " $5::float8, $6::float8, 'sigma3', $7, $8::jsonb) RETURNING id",
-    8};
+    " $5::float8, $6::float8, $9, $7, $8::jsonb) RETURNING id",
+    9};
 
 static const bp_db_stmt_t update_sql = {
     "bp_inc_update",
@@ -41,20 +41,33 @@ static const bp_db_stmt_t resolve_sql = {
     "UPDATE incidents SET status = 'resolved', resolved_at = now(), updated_at = now() WHERE id = $1::bigint",
     1};
 
-void bp_incident_summary(const char *metric, const bp_point_t *peak, int64_t started, char *out, size_t outsz)
+/* A value as people read it: a rate as a percentage, anything else with 4 significant digits. */
+static void fmt_value(const bp_metric_t *m, double v, char *out, size_t outsz)
 {
-    char at[BP_TIME_STRLEN], since[BP_TIME_STRLEN];
+    if (m->kind == BP_KIND_RATIO)
+        snprintf(out, outsz, "%.1f%%", v * 100);
+    else
+        snprintf(out, outsz, "%.4g", v);
+}
+
+void bp_incident_summary(const bp_metric_t *m, const char *method, const bp_point_t *peak, int64_t started,
+                         char *out, size_t outsz)
+{
+    char at[BP_TIME_STRLEN], since[BP_TIME_STRLEN], v[32], e[32], lo[32], hi[32];
     bp_time_format(peak->ts, at);
     bp_time_format(started, since);
-    at[10] = since[10] = ' ';
-    at[16] = since[16] = '\0'; /* "2026-11-25 14:05" */
+    at[16] = since[16] = '\0'; /* "2026-11-25T14:05" */
+    fmt_value(m, peak->value, v, sizeof(v));
+    fmt_value(m, peak->expected, e, sizeof(e));
+    fmt_value(m, peak->lower, lo, sizeof(lo));
+    fmt_value(m, peak->upper, hi, sizeof(hi));
     double pct = peak->expected != 0 ? (peak->value - peak->expected) / fabs(peak->expected) * 100.0 : 0;
     snprintf(out, outsz,
-             "%s %s to %.4g (%+.0f%% vs %.4g expected) at %s UTC, anomalous since %s UTC; outside the "
-             "3-sigma band "
-             "%.4g to %.4g of the trailing %d points",
-             metric, peak->value < peak->expected ? "fell" : "rose", peak->value, pct, peak->expected,
-             at + 11, since, peak->lower, peak->upper, 180);
+             "%s %s to %s vs %s expected (%+.0f%%) at %s UTC, anomalous since %s UTC; outside the expected "
+             "band %s to %s "
+             "(%s)",
+             m->name, peak->value < peak->expected ? "fell" : "rose", v, e, pct, at + 11, since + 11, lo, hi,
+             method);
 }
 
 static int emit(bp_db_t *db, const char *source, long long id, const char *state, const char *type,
@@ -162,7 +175,7 @@ int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *pts, 
         }
     }
     char summary[512];
-    bp_incident_summary(m->name, &peak, started, summary, sizeof(summary));
+    bp_incident_summary(m, o->method, &peak, started, summary, sizeof(summary));
     char s_started[24], s_last[24], s_peak_ts[24], s_peak[32], s_exp[32], s_id[24];
     snprintf(s_started, sizeof(s_started), "%" PRId64, started);
     snprintf(s_last, sizeof(s_last), "%" PRId64, last_anomaly);
@@ -173,7 +186,7 @@ int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *pts, 
     snprintf(ctx, sizeof(ctx), "{\"method\":\"sigma3\",\"lower\":%.17g,\"upper\":%.17g,\"window\":180}",
              peak.lower, peak.upper);
     if (id == 0) {
-        const char *p[] = {m->name, s_started, s_last, s_peak_ts, s_peak, s_exp, summary, ctx};
+        const char *p[] = {m->name, s_started, s_last, s_peak_ts, s_peak, s_exp, summary, ctx, o->method};
         if ((rc = bp_db_query(db, &insert_sql, p, &res, err)) != 0)
             return rc;
         id = bp_db_int(res, 0, "id");

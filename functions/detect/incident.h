@@ -38,7 +38,7 @@ int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *pts, 
 /* The plain sentence of an incident, e.g. "user_registration fell to 302 (−30% vs 431
  * expected) at 2026-11-25 14:05 UTC; outside the 3σ band 395–467 of the trailing 180 points".
  * Writes into out (NUL-terminated, truncated to outsz). */
-void bp_incident_summary(const char *metric, const bp_point_t *peak, int64_t started, char *out,
-                         size_t outsz);
+void bp_incident_summary(const bp_metric_t *m, const char *method, const bp_point_t *peak, int64_t started,
+                         char *out, size_t outsz);
 
 #endif

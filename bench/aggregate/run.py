@@ -1,0 +1,661 @@
+#!/usr/bin/env python3
+"""bizpulse aggregate benchmark (issue 4, DESIGN §8). Prints figures, never pass/fail.
+
+Started by run.sh, which builds, starts the throwaway PostgreSQL cluster and stops it again;
+this script only talks to that cluster (PG* in the environment) through psql and to the
+bizpulse-aggregate binary it is given. See bench/README.md.
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DAY = 86400
+SPAN = 7 * DAY
+GRACE = 10
+LATENESS = 300
+ONE_METRIC = "user_registration"
+INDEX = "business_events_type_ts_idx"
+
+OUT = None  # directory for the details (plans, per-statement figures, raw JSON)
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def detail(name, text):
+    with open(os.path.join(OUT, name), "a") as f:
+        f.write(text if text.endswith("\n") else text + "\n")
+
+
+def psql(sql, *, env=None, check=True):
+    """Runs SQL (one or more statements) with psql; returns stdout rows as lists of fields."""
+    if env is None:
+        env = dict(os.environ, PGUSER="bench")  # its own role: pg_stat_statements tells it from bizpulse
+    p = subprocess.run(["psql", "-X", "-q", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-f", "-"],
+                       input=sql, capture_output=True, text=True, env=env)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"psql failed: {p.stderr.strip()}\n--- SQL ---\n{sql[:2000]}")
+    return [line.split("\t") for line in p.stdout.splitlines() if line != ""]
+
+
+def one(sql):
+    rows = psql(sql)
+    return rows[-1][0] if rows else None
+
+
+def lsn():
+    # insert position: exact even with synchronous_commit = off (the write position may lag)
+    return one("SELECT pg_current_wal_insert_lsn()")
+
+
+def wal_since(start):
+    return int(float(one(f"SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '{start}')")))
+
+
+def metric_types(path):
+    with open(path) as f:
+        cfg = json.load(f)
+    names, types = [], set()
+    for m in cfg["metrics"]:
+        names.append(m["name"])
+        if m["kind"] == "ratio":
+            types.add(m["numerator"]["event_type"])
+            types.add(m["denominator"]["event_type"])
+        else:
+            types.add(m["event_type"])
+    return names, sorted(types)
+
+
+def sql_array(items):
+    return "ARRAY[" + ",".join("'" + i.replace("'", "''") + "'" for i in items) + "]::text[]"
+
+
+def fmt_n(x, digits=0):
+    if x is None:
+        return "-"
+    if isinstance(x, str):
+        return x
+    if abs(x) >= 100 or digits == 0:
+        return f"{x:,.0f}"
+    return f"{x:,.{digits}f}"
+
+
+def fmt_rate(x):
+    if x is None:
+        return "-"
+    if x >= 1e6:
+        return f"{x / 1e6:.2f} M/s"
+    if x >= 1e3:
+        return f"{x / 1e3:.1f} k/s"
+    return f"{x:.0f} /s"
+
+
+def fmt_ms(x):
+    if x is None:
+        return "-"
+    if x >= 1000:
+        return f"{x / 1000:.2f} s"
+    if x >= 10:
+        return f"{x:.1f} ms"
+    return f"{x:.2f} ms"
+
+
+def fmt_bytes(x):
+    if x is None:
+        return "-"
+    if x >= 10 * 1024 * 1024:
+        return f"{x / 1024 / 1024:.1f} MiB"
+    if x >= 10 * 1024:
+        return f"{x / 1024:.1f} KiB"
+    return f"{x:.1f} B" if x < 100 else f"{x:,.0f} B"
+
+
+# ---------------------------------------------------------------------------------------------
+# Load
+
+
+def load(args, res):
+    log(f"loading {args.events:,} events over 7 days ending now")
+    psql(open(os.path.join(HERE, "bench.sql")).read())
+    psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    # Indexes and the primary key are built after the load (much faster than maintaining them
+    # row by row); their definitions come from the catalog, i.e. from bizpulse's migrations.
+    idx = psql("""SELECT i.relname, pg_get_indexdef(i.oid), c.conname, pg_get_constraintdef(c.oid)
+                  FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+                  LEFT JOIN pg_constraint c ON c.conindid = i.oid AND c.conrelid = x.indrelid
+                  WHERE x.indrelid = 'business_events'::regclass ORDER BY 1""")
+    drops, creates = [], []
+    for name, idef, con, cdef in idx:
+        if con:
+            drops.append(f'ALTER TABLE business_events DROP CONSTRAINT "{con}";')
+            creates.append(f'ALTER TABLE business_events ADD CONSTRAINT "{con}" {cdef};')
+        else:
+            drops.append(f'DROP INDEX "{name}";')
+            creates.append(idef + ";")
+    res["indexes"] = [i[0] for i in idx]
+    t0 = time.perf_counter()
+    row = psql(f"""TRUNCATE business_events;
+        {' '.join(drops)}
+        SELECT setseed(0.42);
+        SELECT extract(epoch FROM now())::bigint AS t1 \\gset
+        SELECT bench_insert(to_timestamp(:t1 - {SPAN}), to_timestamp(:t1), {args.events}), :t1;""")
+    res["load_to"] = int(row[-1][1])
+    res["load_from"] = res["load_to"] - SPAN
+    t1 = time.perf_counter()
+    psql("SET maintenance_work_mem = '1GB';\n" + "\n".join(creates))
+    t2 = time.perf_counter()
+    psql("VACUUM ANALYZE business_events; CHECKPOINT;")
+    t3 = time.perf_counter()
+    r = psql("""SELECT count(*), avg(pg_column_size(e.*)), avg(pg_column_size(e.payload)),
+                       pg_relation_size('business_events'), pg_indexes_size('business_events'),
+                       pg_size_pretty(pg_relation_size('business_events')),
+                       pg_size_pretty(pg_indexes_size('business_events'))
+                FROM business_events e""")[0]
+    res.update(rows=int(r[0]), row_bytes=float(r[1]), payload_bytes=float(r[2]), heap=r[5], index_size=r[6],
+               load_s=t1 - t0, index_s=t2 - t1, vacuum_s=t3 - t2)
+    mix = psql("SELECT event_type, count(*) FROM business_events GROUP BY 1 ORDER BY 2 DESC")
+    detail("load.txt", "event mix:\n" + "\n".join(f"  {t:24s} {int(n):>10,}" for t, n in mix))
+    log(f"loaded {res['rows']:,} rows in {t1 - t0:.1f} s, indexes {t2 - t1:.1f} s, vacuum {t3 - t2:.1f} s; "
+        f"avg row {res['row_bytes']:.1f} B")
+
+
+# ---------------------------------------------------------------------------------------------
+# Floor
+
+
+def floor_query(t_from, t_to, types=None):
+    where = f"event_timestamp >= to_timestamp({t_from}) AND event_timestamp < to_timestamp({t_to})"
+    if types:
+        where += f" AND event_type = ANY({sql_array(types)})"
+    return (f"SELECT count(*) FROM (SELECT date_bin('1 minute', event_timestamp, 'epoch'), event_type, count(*)"
+            f" FROM business_events WHERE {where} GROUP BY 1, 2) s")
+
+
+def time_server(q, reps, settings=""):
+    """Median server-side time of q in ms (no client transfer: the rows are counted)."""
+    return float(one(f"{settings} SELECT bench_time_ms($q${q}$q$, {reps})"))
+
+
+def count_rows(t_from, t_to, types=None):
+    w = f"event_timestamp >= to_timestamp({t_from}) AND event_timestamp < to_timestamp({t_to})"
+    if types:
+        w += f" AND event_type = ANY({sql_array(types)})"
+    return int(one(f"SELECT count(*) FROM business_events WHERE {w}"))
+
+
+def measure_floor(args, res):
+    f, t = res["load_from"], res["load_to"]
+    log("floor: GROUP BY over the 7 days (parallel allowed, then one core)")
+    q = floor_query(f, t)
+    detail("floor.txt", "floor query: " + q + "\n" + "\n".join(
+        r[0] for r in psql("EXPLAIN (ANALYZE, BUFFERS) " + q)) + "\n")
+    res["floor_7d_ms"] = time_server(q, 3)
+    res["floor_7d_1core_ms"] = time_server(q, 3, "SET max_parallel_workers_per_gather = 0;")
+    res["floor_7d_rows"] = count_rows(f, t)
+    # One minute and the steady tick's window (lateness + one new minute) in the middle of the data.
+    m = (t - 3 * DAY) // 60 * 60
+    reps = 21
+    res["floor_1min_ms"] = time_server(floor_query(m, m + 60), reps)
+    res["floor_1min_rows"] = count_rows(m, m + 60)
+    res["floor_tick_all_ms"] = time_server(floor_query(m - LATENESS, m + 60), reps)
+    res["floor_tick_all_rows"] = count_rows(m - LATENESS, m + 60)
+    res["floor_tick_one_ms"] = time_server(floor_query(m - LATENESS, m + 60, [ONE_METRIC]), reps)
+    res["floor_tick_one_rows"] = count_rows(m - LATENESS, m + 60, [ONE_METRIC])
+    _, types20 = metric_types(os.path.join(HERE, "metrics-20.json"))
+    res["floor_tick_20_ms"] = time_server(floor_query(m - LATENESS, m + 60, types20), reps)
+    detail("floor.txt", "one-minute floor: " + floor_query(m, m + 60) + "\n" + "\n".join(
+        r[0] for r in psql("EXPLAIN (ANALYZE, BUFFERS) " + floor_query(m, m + 60))) + "\n")
+    log(f"floor: 7 days {res['floor_7d_ms']:.0f} ms ({res['floor_7d_1core_ms']:.0f} ms on one core), "
+        f"1 minute {res['floor_1min_ms']:.2f} ms")
+
+
+# ---------------------------------------------------------------------------------------------
+# bizpulse
+
+
+def agg_env(args, metrics, variant):
+    env = dict(os.environ)
+    env.update(BIZPULSE_METRICS=os.path.join(HERE, metrics), BIZPULSE_AGG_LOOKBACK_S=str(8 * DAY),
+               BIZPULSE_AGG_BUDGET_MS="600000", BIZPULSE_AGG_GRACE_S=str(GRACE),
+               BIZPULSE_AGG_LATENESS_S=str(LATENESS), BIZPULSE_LOG_LEVEL="warning", BIZPULSE_HOST="127.0.0.1")
+    env.pop("K_SINK", None)
+    if variant == "jit-off":
+        env["PGOPTIONS"] = (env.get("PGOPTIONS", "") + " -c jit=off").strip()
+    return env
+
+
+def reset_state():
+    psql("TRUNCATE aggregated_metrics, metric_watermarks, metric_series, outbox; CHECKPOINT;")
+
+
+def stmt_stats():
+    """What bizpulse executed since the last reset, by statement kind (pg_stat_statements)."""
+    rows = psql(r"""SELECT CASE WHEN query LIKE 'WITH ev AS%' THEN 'upsert ' ||
+                          CASE WHEN query LIKE '%count(DISTINCT%' THEN 'distinct'
+                               WHEN query LIKE '%sum(CASE%' THEN 'sum'
+                               WHEN query LIKE '%AS num, count(*)%' THEN 'ratio' ELSE 'count' END ||
+                          CASE WHEN query LIKE '%CROSS JOIN LATERAL%' THEN '+dims' ELSE '' END
+                        ELSE 'other: ' || left(regexp_replace(query, '\s+', ' ', 'g'), 60) END AS what,
+                   sum(calls), sum(total_exec_time), sum(rows)
+            FROM pg_stat_statements
+            WHERE userid = (SELECT oid FROM pg_roles WHERE rolname = 'postgres')  -- bizpulse, not this driver
+            GROUP BY 1 ORDER BY 3 DESC""")
+    return [(w, int(c), float(ms), int(r)) for w, c, ms, r in rows]
+
+
+def stats_text(stats, per=1):
+    lines = [f"    {'statement':58s} {'calls':>7s} {'total ms':>10s} {'ms/call':>9s} {'rows':>9s}"]
+    for w, c, ms, r in stats:
+        lines.append(f"    {w[:58]:58s} {c // per:>7d} {ms / per:>10.1f} {ms / max(c, 1):>9.2f} {r // per:>9d}")
+    return "\n".join(lines)
+
+
+def catchup(args, res, metrics, variant):
+    names, types = metric_types(os.path.join(HERE, metrics))
+    key = f"catchup_{len(names)}_{variant}"
+    log(f"bizpulse catch-up, {len(names)} metric(s), {variant}")
+    reset_state()
+    psql("SELECT pg_stat_statements_reset()")
+    start = lsn()
+    t0 = time.perf_counter()
+    p = subprocess.run([args.binary, "tick"], env=agg_env(args, metrics, variant), capture_output=True, text=True)
+    secs = time.perf_counter() - t0
+    wal = wal_since(start)
+    if p.returncode != 0:
+        raise RuntimeError(f"tick failed: {p.stderr}")
+    out = json.loads(p.stdout)
+    detail(f"{key}.json", p.stdout)
+    stats = stmt_stats()
+    caught = all(m.get("caught_up") for m in out)
+    f = min(m["from"] for m in out)
+    t = max(m["to"] for m in out)
+    tf, tt = (int(one(f"SELECT extract(epoch FROM '{x}'::timestamptz)::bigint")) for x in (f, t))
+    events = count_rows(tf, tt)
+    matched = count_rows(tf, tt, types)
+    stored = int(one("SELECT count(*) FROM aggregated_metrics"))
+    sql_ms = sum(ms for _, _, ms, _ in stats)
+    upsert_ms = sum(ms for w, _, ms, _ in stats if w.startswith("upsert"))
+    res[key] = dict(secs=secs, events=events, matched=matched, rate=events / secs, matched_rate=matched / secs,
+                    wal=wal, wal_per_event=wal / events, caught_up=caught, batches=sum(m["batches"] for m in out),
+                    stored=stored, sql_ms=sql_ms, upsert_ms=upsert_ms, metrics=len(names))
+    detail("statements.txt", f"== catch-up, {len(names)} metric(s), {variant}: {secs:.2f} s, "
+           f"{len(out)} metrics, {res[key]['batches']} batches, {stored:,} rows in aggregated_metrics\n"
+           + stats_text(stats) + "\n")
+    log(f"  {secs:.2f} s, {events / secs / 1e6:.2f} M events/s, {wal / events:.1f} B WAL/event, caught up: {caught}")
+
+
+class Server:
+    def __init__(self, args, metrics, variant, piddir):
+        self.env = agg_env(args, metrics, variant)
+        self.env["PORT"] = "0"
+        self.env["BIZPULSE_LOG_LEVEL"] = "info"
+        self.proc = subprocess.Popen([args.binary, "serve"], env=self.env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        with open(os.path.join(piddir, "serve.pid"), "w") as f:
+            f.write(str(self.proc.pid))
+        self.port = None
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            m = re.search(r'"port":(\d+)', line)
+            if m and "listening" in line:
+                self.port = int(m.group(1))
+                break
+        if self.port is None:
+            self.stop()
+            raise RuntimeError("bizpulse-aggregate serve did not start")
+        # drain its log so it never blocks on a full pipe
+        import threading
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+        self.seq = 0
+
+    def tick(self):
+        self.seq += 1
+        self.conn.request("POST", "/", body=b"", headers={
+            "X-CloudScheduler-JobName": "bench",
+            "X-CloudScheduler-ScheduleTime": f"2000-01-01T00:00:{self.seq:02d}Z#{time.time_ns()}",
+            "Content-Length": "0"})
+        r = self.conn.getresponse()
+        body = r.read()
+        if r.status != 200:
+            raise RuntimeError(f"tick: HTTP {r.status}: {body[:500]!r}")
+        return json.loads(body)["metrics"]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Steady:
+    """Keeps events arriving at the loaded rate up to now, and before each measured tick puts a
+    fresh minute of events into the newest closed minute and sets the metrics' watermarks one
+    minute back: every tick then does exactly a steady tick's work (the new minute plus the
+    lateness window) without waiting a wall-clock minute between ticks. The fresh minute is
+    deleted and redrawn before the next tick (then VACUUMed, outside the measurement, so no
+    dead rows or pruning land in the next tick)."""
+
+    def __init__(self, res):
+        self.rate = res["rows"] / SPAN
+        self.filled = res["load_to"]
+        self.transient_after = None
+
+    def prepare(self, names):
+        sql = []
+        if self.transient_after is not None:
+            sql.append(f"DELETE FROM business_events WHERE id > {self.transient_after};")
+            sql.append("VACUUM business_events;")
+        e = int(one(f"SELECT (floor((extract(epoch FROM now()) - {GRACE}) / 60) * 60)::bigint"))
+        if e - 60 > self.filled:
+            n = round((e - 60 - self.filled) * self.rate)
+            sql.append(f"SELECT bench_insert(to_timestamp({self.filled}), to_timestamp({e - 60}), {n});")
+            self.filled = e - 60
+        sql.append("SELECT coalesce(max(id), 0) FROM business_events;")
+        rows = psql("\n".join(sql))
+        self.transient_after = int(rows[-1][0])
+        psql(f"""SELECT bench_insert(to_timestamp({e - 60}), to_timestamp({e}), {round(60 * self.rate)});
+                 UPDATE metric_watermarks SET watermark = to_timestamp({e - 60})
+                 WHERE metric_name = ANY({sql_array(names)});""")
+        return e
+
+
+def steady(args, res, metrics, variant, mode, st, piddir):
+    names, types = metric_types(os.path.join(HERE, metrics))
+    key = f"tick_{len(names)}_{variant}_{mode}"
+    log(f"steady ticks, {len(names)} metric(s), {variant}, {mode}: {args.ticks} ticks after 3 warm-up")
+    server = Server(args, metrics, variant, piddir) if mode == "http" else None
+    env = agg_env(args, metrics, variant)
+    ms, wal, intervals, changed, rows_all, rows_matched = [], [], [], [], [], []
+    try:
+        for i in range(3 + args.ticks):
+            if i == 3:
+                psql("SELECT pg_stat_statements_reset()")
+            e = st.prepare(names)
+            start = lsn()
+            t0 = time.perf_counter()
+            if server:
+                out = server.tick()
+            else:
+                p = subprocess.run([args.binary, "tick"], env=env, capture_output=True, text=True)
+                if p.returncode != 0:
+                    raise RuntimeError(f"tick failed: {p.stderr}")
+                out = json.loads(p.stdout)
+            dt = (time.perf_counter() - t0) * 1000
+            w = wal_since(start)
+            if i < 3:
+                continue
+            ms.append(dt)
+            wal.append(w)
+            intervals.append(sum(m["intervals"] for m in out))
+            changed.append(sum(m["changed"] for m in out))
+            rows_all.append(count_rows(e - 60 - LATENESS, e))
+            rows_matched.append(count_rows(e - 60 - LATENESS, e, types))
+            if i == 3:
+                detail(f"{key}.json", json.dumps(out))
+    finally:
+        if server:
+            server.stop()
+    stats = stmt_stats()
+    n = len(ms)
+    new_events = round(60 * st.rate)
+    res[key] = dict(median_ms=statistics.median(ms), p90_ms=sorted(ms)[int(0.9 * (n - 1))], min_ms=min(ms),
+                    wal=statistics.median(wal), wal_per_new_event=statistics.median(wal) / new_events,
+                    intervals=statistics.median(intervals), changed=statistics.median(changed),
+                    rows=statistics.median(rows_all), matched=statistics.median(rows_matched),
+                    sql_ms=sum(s[2] for s in stats) / n, upsert_ms=sum(s[2] for s in stats if s[0].startswith("upsert")) / n,
+                    metrics=len(names), ticks=n)
+    detail("statements.txt", f"== steady tick, {len(names)} metric(s), {variant}, {mode}: median "
+           f"{res[key]['median_ms']:.1f} ms over {n} ticks; per tick:\n" + stats_text(stats, n) + "\n")
+    log(f"  median {res[key]['median_ms']:.1f} ms (SQL {res[key]['sql_ms']:.1f} ms), "
+        f"{res[key]['wal']:.0f} B WAL/tick, {res[key]['intervals']:.0f} intervals, {res[key]['changed']:.0f} changed")
+
+
+# ---------------------------------------------------------------------------------------------
+# EXPLAIN
+
+
+def explain(args, res):
+    """EXPLAIN (ANALYZE, BUFFERS) of the upsert as bizpulse prepares it (text from print_sql),
+    custom plan (what the first executions of a prepared statement get) and generic plan (what
+    the plan cache may switch to after five), in a transaction rolled back."""
+    out = []
+    summary = []
+    day_from = (res["load_to"] - 4 * DAY) // 60 * 60
+    tick_to = (res["load_to"] - 3 * DAY) // 60 * 60
+    cases = [
+        ("count", 0, ONE_METRIC, [ONE_METRIC], "NULL", ONE_METRIC, "NULL", "NULL", "NULL", []),
+        ("ratio", 1, "registration_success_rate", ["registration_success", "registration_attempt"], "NULL",
+         "registration_success", "NULL", "registration_attempt", "NULL", ["country", "platform"]),
+    ]
+    for kind, dims, name, types, fa, ta, fb, tb, field, dnames in cases:
+        sql = subprocess.run([args.print_sql, kind, str(dims)], capture_output=True, text=True, check=True).stdout
+        for label, f, t in (("tick window (6 intervals)", tick_to - 60 - LATENESS, tick_to),
+                            ("1-day batch (1440 intervals)", day_from, day_from + DAY)):
+            d = dnames + ["NULL"] * (4 - len(dnames))
+            params = [f"'{name}'", f"'{f}'", f"'{t}'", "'60'", "'{" + ",".join(types) + "}'", fa, f"'{ta}'", fb,
+                      f"'{tb}'" if tb != "NULL" else "NULL", field] + [f"'{x}'" if x != "NULL" else "NULL" for x in d] + [
+                "NULL", "'{}'"]
+            for mode in ("force_custom_plan", "force_generic_plan"):
+                for jit in ("on", "off"):
+                    if jit == "off" and mode == "force_generic_plan":
+                        continue
+                    rows = psql(f"""SET plan_cache_mode = {mode}; SET jit = {jit};
+                        PREPARE s AS {sql};
+                        BEGIN;
+                        EXPLAIN (ANALYZE, BUFFERS) EXECUTE s({', '.join(params)});
+                        ROLLBACK;""")
+                    plan = "\n".join(r[0] for r in rows)
+                    uses = INDEX in plan
+                    scan = re.findall(r"(Index Only Scan|Index Scan|Bitmap Index Scan|Seq Scan|Bitmap Heap Scan)"
+                                      r"(?: using| on)? (\S+) on business_events|(Seq Scan) on business_events", plan)
+                    nodes = sorted({(a or c) + (" " + b if b else "") for a, b, c in scan})
+                    exe = re.search(r"Execution Time: ([\d.]+) ms", plan)
+                    jt = re.search(r"JIT:.*?Total ([\d.]+) ms", plan, re.S)
+                    summary.append(dict(metric=f"{name} ({kind}{'+dims' if dims else ''})", window=label,
+                                        plan=mode.replace("force_", "").replace("_plan", ""), jit=jit, index=uses,
+                                        nodes=", ".join(nodes) or "?", ms=float(exe.group(1)) if exe else None,
+                                        jit_ms=float(jt.group(1)) if jt else 0.0))
+                    out.append(f"===== {name} ({kind}{'+dims' if dims else ''}), {label}, {mode}, jit={jit}\n{plan}\n")
+    detail("explain.txt", "\n".join(out))
+    res["explain"] = summary
+
+
+# ---------------------------------------------------------------------------------------------
+# The original algorithm
+
+
+def original(args, res):
+    log("original algorithm: 5 single-minute ticks, then a catch-up of one day "
+        f"(stopped after {args.original_budget:.0f} s)")
+    psql("TRUNCATE bench_original_log; CHECKPOINT;")
+    m = (res["load_to"] - 2 * DAY) // 60 * 60
+    for i in range(5):
+        psql(f"CALL bench_original('tick', '{ONE_METRIC}', to_timestamp({m + 60 * i}), to_timestamp({m + 60 * (i + 1)}), 1e9)")
+    d0 = (res["load_from"] + DAY) // 60 * 60
+    t0 = time.perf_counter()
+    start = lsn()
+    psql(f"CALL bench_original('catchup', '{ONE_METRIC}', to_timestamp({d0}), to_timestamp({d0 + DAY}), {args.original_budget})")
+    secs = time.perf_counter() - t0
+    wal = wal_since(start)
+    tick = psql("""SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), sum(wal), sum(events_all), sum(counted), sum(updated)
+                   FROM bench_original_log WHERE run = 'tick'""")[0]
+    cu = psql("""SELECT count(*), sum(ms), sum(events_all), sum(counted), sum(wal)
+                 FROM bench_original_log WHERE run = 'catchup'""")[0]
+    minutes = int(cu[0])
+    res["orig_tick_ms"] = float(tick[0])
+    res["orig_tick_wal_per_event"] = float(tick[1]) / float(tick[2])
+    res["orig_tick_rows"] = float(tick[2]) / 5
+    res["orig_catchup_minutes"] = minutes
+    res["orig_catchup_secs"] = secs
+    res["orig_catchup_events"] = int(cu[2])
+    res["orig_catchup_rate"] = int(cu[2]) / secs
+    res["orig_catchup_counted_rate"] = int(cu[3]) / secs
+    res["orig_catchup_wal_per_event"] = wal / max(int(cu[2]), 1)
+    log(f"  tick {res['orig_tick_ms']:.1f} ms; catch-up {minutes} minutes in {secs:.1f} s = "
+        f"{res['orig_catchup_rate']:.0f} events/s, {res['orig_catchup_wal_per_event']:.0f} B WAL/event")
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def report(args, res, machine):
+    L = []
+    p = L.append
+    p("")
+    p(f"bizpulse aggregate benchmark — {machine['date']}")
+    p(f"machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['mem']} RAM; {machine['pg']}")
+    p(f"server: {machine['settings']}")
+    p(f"bizpulse: {machine['commit']}, release build; metrics files bench/aggregate/metrics-1.json, metrics-20.json")
+    p(f"data: {res['rows']:,} events over 7 days, 20 event types, avg row {res['row_bytes']:.1f} B "
+      f"(pg_column_size of the row; payload {res['payload_bytes']:.1f} B), heap {res['heap']}, indexes {res['index_size']}"
+      f"; load {res['load_s']:.0f} s + indexes {res['index_s']:.0f} s + VACUUM ANALYZE {res['vacuum_s']:.0f} s")
+    p("")
+    floor_1core_rate = res["floor_7d_rows"] / (res["floor_7d_1core_ms"] / 1000)
+    floor_rate = res["floor_7d_rows"] / (res["floor_7d_ms"] / 1000)
+    rows = []  # (what, value, unit-ish detail, target/ratio)
+    rows.append(("FLOOR  GROUP BY minute, type: 7 days", fmt_rate(floor_rate),
+                 f"{fmt_ms(res['floor_7d_ms'])} for {res['floor_7d_rows']:,} events (parallel allowed)", ""))
+    rows.append(("FLOOR  same, one core", fmt_rate(floor_1core_rate), fmt_ms(res["floor_7d_1core_ms"]),
+                 "(DESIGN anchor 3.4 M/s)"))
+    rows.append(("FLOOR  one minute, all types", fmt_ms(res["floor_1min_ms"]), f"{res['floor_1min_rows']:,} events",
+                 "(anchor ~0.7 ms / 1.9 k)"))
+    rows.append(("FLOOR  tick window (lateness 5 + 1 min), all types", fmt_ms(res["floor_tick_all_ms"]),
+                 f"{res['floor_tick_all_rows']:,} events", ""))
+    rows.append(("FLOOR  tick window, the 20 metrics' 16 types", fmt_ms(res["floor_tick_20_ms"]), "", ""))
+    rows.append(("FLOOR  tick window, user_registration only", fmt_ms(res["floor_tick_one_ms"]),
+                 f"{res['floor_tick_one_rows']:,} events", ""))
+    for n in (1, 20):
+        for v in args.variants:
+            c = res.get(f"catchup_{n}_{v}")
+            if not c:
+                continue
+            tgt = (f"{c['rate'] / 1e6:.2f}× the 1 M/s target ({c['rate'] / 1.5e6:.2f}× 1.5 M/s); "
+                   f"{floor_1core_rate / c['rate']:.1f}× the 1-core floor's time")
+            rows.append((f"BIZPULSE catch-up 7 d, {n} metric{'s' if n > 1 else ''} [{v}]", fmt_rate(c["rate"]),
+                         f"{c['secs']:.2f} s, {c['batches']} batches, SQL {c['sql_ms'] / 1000:.2f} s "
+                         f"(upserts {c['upsert_ms'] / 1000:.2f} s); reads {fmt_rate(c['matched_rate'])} of its types; "
+                         f"{c['stored']:,} rows stored{'' if c['caught_up'] else '; NOT caught up'}", tgt))
+    for n in (1, 20):
+        fl = res["floor_tick_one_ms"] if n == 1 else res["floor_tick_20_ms"]  # the rows the tick reads
+        for v in args.variants:
+            for mode in ("http", "cli"):
+                t = res.get(f"tick_{n}_{v}_{mode}")
+                if not t:
+                    continue
+                rows.append((f"BIZPULSE steady tick, {n} metric{'s' if n > 1 else ''} [{v}, {mode}]", fmt_ms(t["median_ms"]),
+                             f"p90 {fmt_ms(t['p90_ms'])}; SQL {fmt_ms(t['sql_ms'])} (upserts {fmt_ms(t['upsert_ms'])}); "
+                             f"{t['intervals']:.0f} intervals, {t['changed']:.0f} changed; {t['rows']:,.0f} events in window",
+                             f"{t['median_ms'] / fl:.1f}× floor (target ≤ 1.5×); SQL {t['sql_ms'] / fl:.1f}×"
+                             + ("; anchor 36 ms" if n == 20 else "")))
+    rows.append(("ORIGINAL one-minute tick (count+upsert+UPDATE)", fmt_ms(res["orig_tick_ms"]),
+                 f"{res['orig_tick_rows']:,.0f} events marked per minute", f"{res['orig_tick_ms'] / res['floor_1min_ms']:.0f}× the 1-minute floor"))
+    rows.append(("ORIGINAL catch-up, one day", fmt_rate(res["orig_catchup_rate"]),
+                 f"{res['orig_catchup_minutes']} of 1440 minutes in {res['orig_catchup_secs']:.1f} s"
+                 f" ({fmt_rate(res['orig_catchup_counted_rate'])} of user_registration)", "(anchor ~9-27 k/s)"))
+    p(table(["measurement", "result", "detail", "vs target / floor"], rows))
+    p("")
+    wal_rows = []
+    for n in (1, 20):
+        for v in args.variants:
+            c = res.get(f"catchup_{n}_{v}")
+            if c:
+                wal_rows.append((f"bizpulse catch-up, {n} metric(s) [{v}]", fmt_bytes(c["wal_per_event"]),
+                                 fmt_bytes(c["wal"]), f"{res['orig_catchup_wal_per_event'] / max(c['wal_per_event'], 1e-9):,.0f}× less than the original"))
+    for n in (1, 20):
+        for v in args.variants:
+            t = res.get(f"tick_{n}_{v}_http")
+            if t:
+                wal_rows.append((f"bizpulse steady tick, {n} metric(s) [{v}] (per new event)", fmt_bytes(t["wal_per_new_event"]),
+                                 f"{fmt_bytes(t['wal'])} per tick", ""))
+    wal_rows.append(("original one-minute tick", fmt_bytes(res["orig_tick_wal_per_event"]), "", ""))
+    wal_rows.append(("original catch-up", fmt_bytes(res["orig_catchup_wal_per_event"]), "", "(reference design ~10 B)"))
+    p(table(["WAL written", "per event", "total", "note"], wal_rows))
+    p("")
+    ex = [(e["metric"], e["window"], f"{e['plan']}, jit {e['jit']}", "yes" if e["index"] else "NO", e["nodes"],
+           fmt_ms(e["ms"]), fmt_ms(e["jit_ms"]) if e["jit_ms"] else "-") for e in res["explain"]]
+    p(f"EXPLAIN (ANALYZE, BUFFERS) of the upsert (full plans in {OUT}/explain.txt)")
+    p(table(["metric", "window", "plan", f"uses {INDEX}", "business_events scan", "execution", "of which JIT"], ex))
+    p("")
+    p(f"details (statements per kind, plans, raw tick JSON): {OUT}")
+    return "\n".join(L)
+
+
+def table(header, rows):
+    cols = len(header)
+    w = [max(len(str(r[i])) for r in [header] + rows) for i in range(cols)]
+    line = "+".join("-" * (x + 2) for x in w)
+    out = ["|".join(f" {str(h):{w[i]}s} " for i, h in enumerate(header)), line]
+    for r in rows:
+        out.append("|".join(f" {str(c):{w[i]}s} " for i, c in enumerate(r)))
+    return "\n".join(out)
+
+
+def main():
+    global OUT
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--ticks", type=int, default=20, help="measured steady ticks per case (median)")
+    ap.add_argument("--original-budget", type=float, default=None,
+                    help="seconds the original's one-day catch-up may run (default 30 s per M events, 20..120)")
+    ap.add_argument("--variants", default="default,jit-off",
+                    help="bizpulse connection variants: default, jit-off (PGOPTIONS=-c jit=off)")
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("--print-sql", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--piddir", required=True)
+    ap.add_argument("--machine", required=True, help="JSON with the machine description")
+    args = ap.parse_args()
+    args.variants = [v for v in args.variants.split(",") if v]
+    if args.original_budget is None:
+        args.original_budget = min(120, max(20, 30 * args.events / 1e6))
+    OUT = args.out
+    os.makedirs(OUT, exist_ok=True)
+    machine = json.loads(args.machine)
+    machine["settings"] = ", ".join(f"{k}={v}" for k, v in psql(
+        """SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN
+           ('shared_buffers', 'work_mem', 'jit', 'max_parallel_workers_per_gather', 'fsync', 'synchronous_commit',
+            'full_page_writes', 'autovacuum', 'max_wal_size') ORDER BY 1"""))
+    res = {}
+    t_start = time.perf_counter()
+    load(args, res)
+    measure_floor(args, res)
+    for v in args.variants:
+        catchup(args, res, "metrics-1.json", v)
+    for v in args.variants:
+        catchup(args, res, "metrics-20.json", v)
+    # the last catch-up left every metric caught up: now steady ticks
+    st = Steady(res)
+    for n in ("metrics-1.json", "metrics-20.json"):
+        for v in args.variants:
+            steady(args, res, n, v, "http", st, args.piddir)
+        steady(args, res, n, args.variants[0], "cli", st, args.piddir)
+    explain(args, res)
+    original(args, res)
+    res["total_s"] = time.perf_counter() - t_start
+    with open(os.path.join(OUT, "results.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    text = report(args, res, machine)
+    text += f"\ntotal benchmark time {res['total_s'] / 60:.1f} min (events={args.events:,})\n"
+    detail("table.txt", text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

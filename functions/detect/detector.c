@@ -1,0 +1,296 @@
+#include "detector.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Profiles: a day in at most 288 slots (5 minutes), a week in at most 2016; a series with
+ * coarser steps uses fewer slots of the same arrays, one with steps of 6 hours or more none. */
+#define DAY_SLOTS_MAX 288
+#define WEEK_SLOTS_MAX 2016
+#define DAY_SECONDS 86400
+#define WEEK_SECONDS (7 * 86400)
+/* The step is the median of the first positive timestamp differences. */
+#define STEP_SAMPLES 9
+#define LOG10E 0.43429448190325176
+
+enum { M_LEVEL, M_DAY, M_WEEK, M_COUNT };
+static const char *const method_names[M_COUNT] = {"level", "daily", "weekly"};
+
+/* A forecaster: level (plus, for M_DAY/M_WEEK, the profile slot of the point). */
+typedef struct st_model_t {
+    double level;
+    double spread; /* EWMA of the absolute error, learnt with clipped errors */
+    double run;    /* EWMA of the error in spreads (signed, clipped) */
+    double cost;   /* EWMA of the Laplace negative log-likelihood of the errors: model choice */
+    uint64_t n;    /* errors learnt */
+} model_t;
+
+/* A seasonal profile: offset from the level per slot, and how often the slot was seen. */
+typedef struct st_profile_t {
+    int64_t period, slot_seconds;
+    int slots; /* 0: not configured (step not known yet, or too coarse) */
+    double *value; /* typical value of the slot, before the model's level */
+    uint8_t *seen; /* saturates at 255 */
+} profile_t;
+
+struct st_bp_detector_t {
+    bp_detector_params_t p;
+    uint64_t n; /* points learnt */
+    int64_t last_ts;
+    int64_t dts[STEP_SAMPLES];
+    int ndts;
+    bool counts; /* every value so far a non-negative integer */
+    model_t m[M_COUNT];
+    profile_t day, week;
+    double usual;     /* EWMA of the surprise (-log10 p), how surprising this series usually is */
+    int64_t damp_until;
+    double damp_peak;
+    bool damping;
+    double day_value[DAY_SLOTS_MAX];
+    double week_value[WEEK_SLOTS_MAX];
+    uint8_t day_seen[DAY_SLOTS_MAX];
+    uint8_t week_seen[WEEK_SLOTS_MAX];
+};
+
+bp_detector_params_t bp_detector_params_default(void)
+{
+    return (bp_detector_params_t){
+        .learning_points = 24,
+        .level_alpha = 0.05,
+        .fast_alpha = 0.3,
+        .season_gamma = 0.25,
+        .spread_alpha = 0.01,
+        .clip = 3.0,
+        .sustain = 1.5,
+        .run_alpha = 0.25,
+        .surprise_alpha = 0.002,
+        .seasonal_margin = 0.1,
+        .select_alpha = 0.005,
+        .slot_boot = 3,
+        .score_bits = 10.0,
+        .alert_score = 0.5,
+        .damp_seconds = 6 * 3600,
+        .damp_factor = 0.3,
+        .count_floor = 0.5,
+        .band_z = 3.0,
+    };
+}
+
+static bool alpha_ok(double a)
+{
+    return a > 0 && a <= 1;
+}
+
+bp_detector_t *bp_detector_new(const bp_detector_params_t *p)
+{
+    bp_detector_params_t params = p != NULL ? *p : bp_detector_params_default();
+    if (params.learning_points < 2 || !alpha_ok(params.level_alpha) || !alpha_ok(params.fast_alpha) ||
+        !alpha_ok(params.season_gamma) || !alpha_ok(params.spread_alpha) || !alpha_ok(params.run_alpha) ||
+        !alpha_ok(params.surprise_alpha) || !(params.clip > 0) || !(params.score_bits > 0) ||
+        !(params.damp_factor >= 0 && params.damp_factor <= 1) || params.damp_seconds < 0 ||
+        !(params.count_floor >= 0) || !(params.band_z > 0))
+        return NULL;
+    bp_detector_t *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return NULL;
+    d->p = params;
+    d->counts = true;
+    d->day.value = d->day_value;
+    d->day.seen = d->day_seen;
+    d->week.value = d->week_value;
+    d->week.seen = d->week_seen;
+    return d;
+}
+
+void bp_detector_free(bp_detector_t *d)
+{
+    free(d);
+}
+
+uint64_t bp_detector_points(const bp_detector_t *d)
+{
+    return d->n;
+}
+
+static double clampd(double v, double lo, double hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Sizes the profiles once the step is known: slots no finer than 5 minutes, none at all
+ * when a day would have fewer than 4 points. */
+static void configure_profiles(bp_detector_t *d, int64_t step)
+{
+    if (step < 300)
+        step = 300;
+    if (DAY_SECONDS / step < 4)
+        return;
+    d->day.period = DAY_SECONDS;
+    d->day.slots = (int)(DAY_SECONDS / step);
+    if (d->day.slots > DAY_SLOTS_MAX)
+        d->day.slots = DAY_SLOTS_MAX;
+    d->day.slot_seconds = (DAY_SECONDS + d->day.slots - 1) / d->day.slots;
+    d->week.period = WEEK_SECONDS;
+    d->week.slots = d->day.slots * 7;
+    if (d->week.slots > WEEK_SLOTS_MAX)
+        d->week.slots = WEEK_SLOTS_MAX;
+    d->week.slot_seconds = (WEEK_SECONDS + d->week.slots - 1) / d->week.slots;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void learn_step(bp_detector_t *d, int64_t ts)
+{
+    if (d->ndts >= STEP_SAMPLES || d->n == 0 || ts <= d->last_ts)
+        return;
+    d->dts[d->ndts++] = ts - d->last_ts;
+    if (d->ndts == STEP_SAMPLES) {
+        int64_t sorted[STEP_SAMPLES];
+        memcpy(sorted, d->dts, sizeof(sorted));
+        qsort(sorted, STEP_SAMPLES, sizeof(sorted[0]), cmp_i64);
+        configure_profiles(d, sorted[STEP_SAMPLES / 2]);
+    }
+}
+
+static int slot_of(const profile_t *pr, int64_t ts)
+{
+    int64_t r = ts % pr->period;
+    if (r < 0)
+        r += pr->period;
+    int s = (int)(r / pr->slot_seconds);
+    return s < pr->slots ? s : pr->slots - 1;
+}
+
+/* Two-sided Gaussian tail as -log10 p, accurate far into the tail (erfc underflows late). */
+static double gauss_surprise(double z)
+{
+    z = fabs(z);
+    double p = erfc(z / sqrt(2.0));
+    if (p > 1e-300)
+        return -log10(p);
+    /* asymptotic: p ~ 2 phi(z) / z */
+    return (z * z / 2 + log(z * sqrt(M_PI / 2))) * LOG10E;
+}
+
+void bp_detector_update(bp_detector_t *d, int64_t ts, double value, bp_verdict_t *out)
+{
+    const bp_detector_params_t *p = &d->p;
+    double f[M_COUNT];
+    bool usable[M_COUNT] = {true, false, false};
+    int slot[M_COUNT] = {-1, -1, -1};
+    profile_t *prof[M_COUNT] = {NULL, &d->day, &d->week};
+
+    if (d->n == 0 && isfinite(value))
+        d->m[M_LEVEL].level = value; /* the seasonal models' levels are deviations: 0 */
+    for (int i = 0; i < M_COUNT; i++) {
+        f[i] = d->m[M_LEVEL].level;
+        if (prof[i] != NULL && prof[i]->slots > 0) {
+            slot[i] = slot_of(prof[i], ts);
+            if (prof[i]->seen[slot[i]] > 0) {
+                f[i] = prof[i]->value[slot[i]] + d->m[i].level;
+                usable[i] = true;
+            }
+        }
+    }
+
+    /* The forecaster that decides: the smallest recent error, a seasonal one only when clearly
+     * better than the simpler one (weekly against daily, daily against level). */
+    int best = M_LEVEL;
+    if (usable[M_DAY] && d->m[M_DAY].cost < d->m[M_LEVEL].cost - p->seasonal_margin)
+        best = M_DAY;
+    if (usable[M_WEEK] && d->m[M_WEEK].cost < d->m[best].cost - p->seasonal_margin)
+        best = M_WEEK;
+
+    double expected = f[best];
+    double floor_abs = 1e-9 * (1 + fabs(expected)) + 1e-3 * d->m[M_LEVEL].spread;
+    if (d->counts && p->count_floor > 0)
+        floor_abs = fmax(floor_abs, p->count_floor * sqrt(fmax(expected, 0) + 1));
+    double spread[M_COUNT];
+    for (int i = 0; i < M_COUNT; i++)
+        spread[i] = fmax(d->m[i].spread, floor_abs);
+
+    out->expected = expected;
+    out->lower = expected - p->band_z * spread[best];
+    out->upper = expected + p->band_z * spread[best];
+    if (d->counts && out->lower < 0)
+        out->lower = 0;
+    out->score = out->raw = 0;
+    out->learning = d->n < (uint64_t)p->learning_points;
+    out->method = out->learning ? "learning" : method_names[best];
+
+    if (!isfinite(value) || (d->n > 0 && ts < d->last_ts))
+        return;
+
+    double e[M_COUNT], z[M_COUNT];
+    for (int i = 0; i < M_COUNT; i++) {
+        e[i] = value - f[i];
+        z[i] = e[i] / spread[i];
+    }
+
+    /* Surprise: one point against a Laplace tail (errors are heavy-tailed), and the short run
+     * of errors (a level shift, an outage) against the Gaussian tail of its mean. */
+    double run = d->m[best].run + p->run_alpha * (clampd(z[best], -p->clip, p->clip) - d->m[best].run);
+    double run_sd = sqrt(2 * p->run_alpha / (2 - p->run_alpha));
+    double surprise = fmax(fabs(z[best]) * LOG10E, gauss_surprise(run / run_sd));
+    double bits = surprise - d->usual;
+
+    if (!out->learning) {
+        out->raw = clampd(bits / p->score_bits, 0, 1);
+        out->score = out->raw;
+        if (d->damping && ts <= d->damp_until && out->raw <= d->damp_peak)
+            out->score = out->raw * p->damp_factor;
+        if (out->raw >= p->alert_score) {
+            if (!(d->damping && ts <= d->damp_until) || out->raw > d->damp_peak)
+                d->damp_peak = out->raw;
+            d->damping = true;
+            d->damp_until = ts + p->damp_seconds;
+        }
+    }
+
+    /* Learn. Early on the weights are 1/n so the first points give running means. */
+    double boot = 1.0 / (double)(d->n + 1);
+    double sa = fmax(p->spread_alpha, boot);
+    for (int i = 0; i < M_COUNT; i++) {
+        model_t *m = &d->m[i];
+        double lim = p->clip * spread[i];
+        double ec = clampd(e[i], -lim, lim);
+        double run_i = m->run + p->run_alpha * (clampd(z[i], -p->clip, p->clip) - m->run);
+        /* A sustained error (the short run agrees) is a level shift: learn it unclipped. */
+        double el = fabs(run_i) >= p->sustain && run_i * e[i] > 0 ? e[i] : ec;
+        m->cost += fmax(p->select_alpha, boot) * (log(spread[i]) + fmin(fabs(z[i]), 30.0) - m->cost);
+        m->spread += sa * (fabs(ec) - m->spread);
+        m->run = run_i;
+        m->n++;
+        if (i == M_LEVEL) {
+            m->level += fmax(p->fast_alpha, boot) * el;
+            continue;
+        }
+        if (slot[i] < 0)
+            continue;
+        /* Seasonal: the profile holds the typical value of each slot; the level of the model
+         * is the recent deviation from the profile (a shift, a trend), which the profile takes
+         * in over a few periods. */
+        profile_t *pr = prof[i];
+        int s = slot[i];
+        if (pr->seen[s] < p->slot_boot) {
+            /* the first visits of a slot: running mean, unclipped (nothing to trust yet) */
+            pr->value[s] += (value - m->level - pr->value[s]) / (pr->seen[s] + 1);
+        } else {
+            pr->value[s] += p->season_gamma * (m->level + el);
+            m->level += p->level_alpha * el;
+        }
+        if (pr->seen[s] < 255)
+            pr->seen[s]++;
+    }
+    d->usual += fmax(p->surprise_alpha, boot) * (fmin(surprise, 5.0) - d->usual);
+    if (d->counts && !(value >= 0 && value == floor(value)))
+        d->counts = false;
+    learn_step(d, ts);
+    d->n++;
+    d->last_ts = ts;
+}

@@ -1,0 +1,103 @@
+#include "score.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "ratio.h"
+#include "sigma3.h"
+
+int bp_score_method(const bp_metric_t *m, bp_method_t *out)
+{
+    const char *name = m->method ? m->method : "auto";
+    if (strcmp(name, "sigma3") == 0)
+        *out = BP_METHOD_SIGMA3;
+    else if (strcmp(name, "ratio") == 0 && m->kind == BP_KIND_RATIO)
+        *out = BP_METHOD_RATIO;
+    else if (strcmp(name, "auto") == 0)
+        *out = m->kind == BP_KIND_RATIO   ? BP_METHOD_RATIO
+               : m->kind == BP_KIND_COUNT ? BP_METHOD_AUTO_COUNT
+                                          : BP_METHOD_AUTO;
+    else
+        return -1;
+    return 0;
+}
+
+const char *bp_score_method_name(bp_method_t method)
+{
+    switch (method) {
+    case BP_METHOD_SIGMA3:
+        return "sigma3";
+    case BP_METHOD_RATIO:
+        return "ratio";
+    case BP_METHOD_AUTO_COUNT:
+        return "sigma3+poisson";
+    default:
+        return "sigma3";
+    }
+}
+
+size_t bp_score_history(bp_method_t method)
+{
+    return method == BP_METHOD_RATIO ? BP_RATIO_WINDOW : BP_SIGMA3_WINDOW;
+}
+
+/* The values before index i that have one (ratios can be NULL), last `max` of them, into buf. */
+static size_t history(const bp_series_t *s, size_t i, size_t max, double *buf)
+{
+    size_t k = 0;
+    for (size_t j = i; j > 0 && k < max; j--)
+        if (!isnan(s->value[j - 1]))
+            buf[max - 1 - k++] = s->value[j - 1];
+    memmove(buf, buf + (max - k), k * sizeof(double));
+    return k;
+}
+
+void bp_score_series(bp_method_t method, const bp_series_t *s, size_t first, double z_alert, bp_point_t *out,
+                     size_t *hist_n)
+{
+    double hist[BP_SIGMA3_WINDOW];
+    for (size_t i = first; i < s->n; i++) {
+        bp_point_t *p = &out[i - first];
+        *p = (bp_point_t){.ts = s->ts[i], .value = s->value[i]};
+        if (method == BP_METHOD_RATIO) {
+            size_t from = i > BP_RATIO_WINDOW ? i - BP_RATIO_WINDOW : 0;
+            bp_ratio_verdict_t v;
+            bp_ratio_score(s->num + from, s->den + from, i - from, s->num[i], s->den[i], z_alert, &v);
+            *p = (bp_point_t){.ts = s->ts[i],
+                              .value = s->value[i],
+                              .verdict = v.verdict,
+                              .anomaly = v.anomaly,
+                              .expected = v.p0,
+                              .lower = v.lower,
+                              .upper = v.upper,
+                              .score = v.score};
+            hist_n[i - first] = v.n;
+            continue;
+        }
+        size_t n = history(s, i, BP_SIGMA3_WINDOW, hist);
+        hist_n[i - first] = n;
+        if (isnan(s->value[i]))
+            continue;
+        bp_sigma3_t r;
+        bp_sigma3_score(hist, n, s->value[i], &r);
+        p->verdict = r.verdict;
+        p->anomaly = r.anomaly;
+        p->expected = r.mean;
+        p->lower = r.lower;
+        p->upper = r.upper;
+        p->score = r.score;
+        if (method == BP_METHOD_AUTO_COUNT && r.verdict) {
+            /* Counts carry their own Poisson noise (σ ≈ √μ): a move within 3√(μ+1) of the
+             * expected count is not news however flat the history was. */
+            double floor = 3 * sqrt(fmax(r.mean, 0) + 1);
+            if (fabs(s->value[i] - r.mean) <= floor) {
+                p->anomaly = false;
+                p->score = fmin(p->score, 0.49);
+            }
+            if (p->lower > r.mean - floor)
+                p->lower = r.mean - floor;
+            if (p->upper < r.mean + floor)
+                p->upper = r.mean + floor;
+        }
+    }
+}

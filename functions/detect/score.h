@@ -1,0 +1,49 @@
+/*
+ * score: picks and runs the scoring method of a metric over one series, the code shared by
+ * live detection (detect.c), `score --csv` and backtests. Methods (metrics file "method"):
+ *   "sigma3"  the original rule, bit-for-bit (sigma3.h);
+ *   "ratio"   rate-aware, weighted by the denominator (ratio.h); "auto" for ratio metrics;
+ *   "auto"    for count/sum/distinct metrics: the 3σ rule plus a Poisson noise floor for counts
+ *             (a move smaller than the count's own noise, such as 0 → 1, is never an anomaly).
+ * Pure functions over arrays: thread-safe.
+ */
+#ifndef BP_SCORE_H
+#define BP_SCORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "incident.h"
+
+/* A series as stored: one entry per interval, oldest first. */
+typedef struct st_bp_series_t {
+    const int64_t *ts;
+    const double *value; /* NAN where the value is NULL (a ratio without denominator) */
+    const double *num;   /* ratio parts; NULL for other kinds */
+    const double *den;
+    size_t n;
+} bp_series_t;
+
+typedef enum {
+    BP_METHOD_SIGMA3,
+    BP_METHOD_RATIO,
+    BP_METHOD_AUTO_COUNT, /* 3σ + Poisson floor */
+    BP_METHOD_AUTO,       /* 3σ (sum, distinct) */
+} bp_method_t;
+
+/* The method for m, or BP_EINVAL-like -1 when m->method names none (checked at startup). */
+int bp_score_method(const bp_metric_t *m, bp_method_t *out);
+
+const char *bp_score_method_name(bp_method_t method);
+
+/* Points of history the method needs before the first scored point. */
+size_t bp_score_history(bp_method_t method);
+
+/* Scores s->...[first..n) against everything before each point; writes n − first points to out
+ * and, in hist_n, how many history points each verdict rested on. */
+void bp_score_series(bp_method_t method, const bp_series_t *s, size_t first, double z_alert, bp_point_t *out,
+                     size_t *hist_n);
+
+#endif
