@@ -245,17 +245,19 @@ def stmt_stats():
                                WHEN query LIKE '%AS num, count(*)%' THEN 'ratio' ELSE 'count' END ||
                           CASE WHEN query LIKE '%CROSS JOIN LATERAL%' THEN '+dims' ELSE '' END
                         ELSE 'other: ' || left(regexp_replace(query, '\s+', ' ', 'g'), 60) END AS what,
-                   sum(calls), sum(total_exec_time), sum(rows)
+                   sum(calls), sum(total_exec_time + total_plan_time), sum(rows), sum(total_plan_time)
             FROM pg_stat_statements
             WHERE userid = (SELECT oid FROM pg_roles WHERE rolname = 'postgres')  -- bizpulse, not this driver
             GROUP BY 1 ORDER BY 3 DESC""")
-    return [(w, int(c), float(ms), int(r)) for w, c, ms, r in rows]
+    return [(w, int(c), float(ms), int(r), float(pl)) for w, c, ms, r, pl in rows]
 
 
 def stats_text(stats, per=1):
-    lines = [f"    {'statement':58s} {'calls':>7s} {'total ms':>10s} {'ms/call':>9s} {'rows':>9s}"]
-    for w, c, ms, r in stats:
-        lines.append(f"    {w[:58]:58s} {c // per:>7d} {ms / per:>10.1f} {ms / max(c, 1):>9.2f} {r // per:>9d}")
+    lines = [f"    {'statement (time = planning + execution)':58s} {'calls':>7s} {'total ms':>10s} {'ms/call':>9s}"
+             f" {'plan ms':>9s} {'rows':>9s}"]
+    for w, c, ms, r, pl in stats:
+        lines.append(f"    {w[:58]:58s} {c // per:>7d} {ms / per:>10.2f} {ms / max(c, 1):>9.3f} {pl / per:>9.2f}"
+                     f" {r // per:>9d}")
     return "\n".join(lines)
 
 
@@ -282,8 +284,8 @@ def catchup(args, res, metrics, variant):
     events = count_rows(tf, tt)
     matched = count_rows(tf, tt, types)
     stored = int(one("SELECT count(*) FROM aggregated_metrics"))
-    sql_ms = sum(ms for _, _, ms, _ in stats)
-    upsert_ms = sum(ms for w, _, ms, _ in stats if w.startswith("upsert"))
+    sql_ms = sum(x[2] for x in stats)
+    upsert_ms = sum(x[2] for x in stats if x[0].startswith("upsert"))
     res[key] = dict(secs=secs, events=events, matched=matched, rate=events / secs, matched_rate=matched / secs,
                     wal=wal, wal_per_event=wal / events, caught_up=caught, batches=sum(m["batches"] for m in out),
                     stored=stored, sql_ms=sql_ms, upsert_ms=upsert_ms, metrics=len(names))
@@ -462,9 +464,11 @@ def explain(args, res):
                         ROLLBACK;""")
                     plan = "\n".join(r[0] for r in rows)
                     uses = INDEX in plan
-                    scan = re.findall(r"(Index Only Scan|Index Scan|Bitmap Index Scan|Seq Scan|Bitmap Heap Scan)"
-                                      r"(?: using| on)? (\S+) on business_events|(Seq Scan) on business_events", plan)
-                    nodes = sorted({(a or c) + (" " + b if b else "") for a, b, c in scan})
+                    nodes = sorted({f"{a} {b}" for a, b in re.findall(
+                        r"(Index Only Scan|Index Scan) using (\S+) on business_events\b", plan)}
+                                   | {f"Bitmap Index Scan {b}" for b in re.findall(
+                                       r"Bitmap Index Scan on (business_events\S*)", plan)}
+                                   | {"Seq Scan" for _ in re.findall(r"Seq Scan on business_events\b", plan)})
                     exe = re.search(r"Execution Time: ([\d.]+) ms", plan)
                     jt = re.search(r"JIT:.*?Total ([\d.]+) ms", plan, re.S)
                     summary.append(dict(metric=f"{name} ({kind}{'+dims' if dims else ''})", window=label,
@@ -629,7 +633,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     machine = json.loads(args.machine)
     machine["settings"] = ", ".join(f"{k}={v}" for k, v in psql(
-        """SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN
+        """SELECT name, current_setting(name) FROM pg_settings WHERE name IN
            ('shared_buffers', 'work_mem', 'jit', 'max_parallel_workers_per_gather', 'fsync', 'synchronous_commit',
             'full_page_writes', 'autovacuum', 'max_wal_size') ORDER BY 1"""))
     res = {}

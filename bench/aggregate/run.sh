@@ -66,6 +66,8 @@ sb_mb=$((mem_kb / 1024 / 4)); [ "$sb_mb" -gt 4096 ] && sb_mb=4096
   done
 } | psql -X -q -v ON_ERROR_STOP=1 >/dev/null
 "$root/scripts/pgcluster.sh" restart "$work" >/dev/null
+# a module's settings can be set once it is loaded: planning time per statement, too
+psql -X -q -v ON_ERROR_STOP=1 -c "ALTER SYSTEM SET pg_stat_statements.track_planning = on" -c "SELECT pg_reload_conf()" >/dev/null
 psql -X -q -v ON_ERROR_STOP=1 -c "CREATE ROLE bench SUPERUSER LOGIN" -c "CREATE DATABASE bizpulse_bench" >/dev/null
 export PGDATABASE=bizpulse_bench
 BIZPULSE_METRICS="$here/metrics-20.json" BIZPULSE_LOG_LEVEL=warning "$binary" migrate >/dev/null

@@ -13,6 +13,9 @@
 /* The step is the median of the first positive timestamp differences. */
 #define STEP_SAMPLES 9
 #define LOG10E 0.43429448190325176
+#define SURPRISE_BINS 64
+#define SURPRISE_BIN 0.25
+#define SURPRISE_MAX 300.0 /* decades: pow(10, -u) stays a normal double */
 
 enum { M_LEVEL, M_DAY, M_WEEK, M_COUNT };
 static const char *const method_names[M_COUNT] = {"level", "daily", "weekly"};
@@ -29,7 +32,7 @@ typedef struct st_model_t {
 /* A seasonal profile: offset from the level per slot, and how often the slot was seen. */
 typedef struct st_profile_t {
     int64_t period, slot_seconds;
-    int slots; /* 0: not configured (step not known yet, or too coarse) */
+    int slots;     /* 0: not configured (step not known yet, or too coarse) */
     double *value; /* typical value of the slot, before the model's level */
     uint8_t *seen; /* saturates at 255 */
 } profile_t;
@@ -43,7 +46,12 @@ struct st_bp_detector_t {
     bool counts; /* every value so far a non-negative integer */
     model_t m[M_COUNT];
     profile_t day, week;
-    double usual;     /* EWMA of the surprise (-log10 p), how surprising this series usually is */
+    /* How surprising this series usually is: a decaying histogram of past surprises, so
+     * a point is scored by how rare its surprise is for this series (heavy-tailed series
+     * have frequent big errors, which then score low). Bin i holds surprises in
+     * [i, i + 1) x SURPRISE_BIN decades, the last bin everything above. */
+    double hist[SURPRISE_BINS];
+    double hist_total, hist_weight; /* sum of bins; weight of the next point (grows: decay) */
     int64_t damp_until;
     double damp_peak;
     bool damping;
@@ -64,14 +72,15 @@ bp_detector_params_t bp_detector_params_default(void)
         .clip = 3.0,
         .sustain = 1.5,
         .run_alpha = 0.25,
-        .surprise_alpha = 0.002,
+        .surprise_alpha = 0.003,
+        .surprise_prior = 20,
         .seasonal_margin = 0.1,
-        .select_alpha = 0.005,
+        .select_alpha = 0.002,
         .slot_boot = 3,
         .score_bits = 10.0,
         .alert_score = 0.5,
-        .damp_seconds = 6 * 3600,
-        .damp_factor = 0.3,
+        .damp_seconds = 24 * 3600,
+        .damp_factor = 0,
         .count_floor = 0.5,
         .band_z = 3.0,
     };
@@ -96,6 +105,7 @@ bp_detector_t *bp_detector_new(const bp_detector_params_t *p)
         return NULL;
     d->p = params;
     d->counts = true;
+    d->hist_weight = 1;
     d->day.value = d->day_value;
     d->day.seen = d->day_seen;
     d->week.value = d->week_value;
@@ -177,6 +187,41 @@ static double gauss_surprise(double z)
     return (z * z / 2 + log(z * sqrt(M_PI / 2))) * LOG10E;
 }
 
+/* -log10 of the probability of a surprise of at least u for this series: the histogram's
+ * tail, plus a prior of surprise_prior points drawn from the ideal model (where a surprise
+ * of u decades has probability 10^-u) that extrapolates beyond what was seen. */
+static double rarity(const bp_detector_t *d, double u)
+{
+    double above = 0;
+    int b = (int)(u / SURPRISE_BIN);
+    if (b < SURPRISE_BINS) {
+        for (int i = b + 1; i < SURPRISE_BINS; i++)
+            above += d->hist[i];
+        above += d->hist[b] * ((b + 1) - u / SURPRISE_BIN); /* the part of u's bin above it */
+    }
+    double n0 = d->p.surprise_prior;
+    double total = d->hist_total / d->hist_weight;
+    double pr = (above / d->hist_weight + n0 * pow(10, -u)) / (total + n0);
+    return -log10(pr);
+}
+
+static void learn_surprise(bp_detector_t *d, double u)
+{
+    int b = (int)(u / SURPRISE_BIN);
+    if (b >= SURPRISE_BINS)
+        b = SURPRISE_BINS - 1;
+    d->hist[b] += d->hist_weight;
+    d->hist_total += d->hist_weight;
+    /* Decay by weighting later points more; renormalise before overflow. */
+    d->hist_weight /= 1 - d->p.surprise_alpha;
+    if (d->hist_weight > 1e200) {
+        for (int i = 0; i < SURPRISE_BINS; i++)
+            d->hist[i] /= d->hist_weight;
+        d->hist_total /= d->hist_weight;
+        d->hist_weight = 1;
+    }
+}
+
 void bp_detector_update(bp_detector_t *d, int64_t ts, double value, bp_verdict_t *out)
 {
     const bp_detector_params_t *p = &d->p;
@@ -235,9 +280,11 @@ void bp_detector_update(bp_detector_t *d, int64_t ts, double value, bp_verdict_t
     /* Surprise: one point against a Laplace tail (errors are heavy-tailed), and the short run
      * of errors (a level shift, an outage) against the Gaussian tail of its mean. */
     double run = d->m[best].run + p->run_alpha * (clampd(z[best], -p->clip, p->clip) - d->m[best].run);
-    double run_sd = sqrt(2 * p->run_alpha / (2 - p->run_alpha));
-    double surprise = fmax(fabs(z[best]) * LOG10E, gauss_surprise(run / run_sd));
-    double bits = surprise - d->usual;
+    double run_sd = sqrt(p->run_alpha / (2 - p->run_alpha));
+    double surprise = fmax(fabs(z[best]), fabs(run) / run_sd) * LOG10E;
+    if (!(surprise < SURPRISE_MAX)) /* also NaN, from absurd values (1e308 - -1e308) */
+        surprise = SURPRISE_MAX;
+    double bits = rarity(d, surprise);
 
     if (!out->learning) {
         out->raw = clampd(bits / p->score_bits, 0, 1);
@@ -257,12 +304,13 @@ void bp_detector_update(bp_detector_t *d, int64_t ts, double value, bp_verdict_t
     double sa = fmax(p->spread_alpha, boot);
     for (int i = 0; i < M_COUNT; i++) {
         model_t *m = &d->m[i];
-        double lim = p->clip * spread[i];
+        /* While learning nothing is clipped: there is no spread to trust yet. */
+        double lim = out->learning ? INFINITY : p->clip * spread[i];
         double ec = clampd(e[i], -lim, lim);
         double run_i = m->run + p->run_alpha * (clampd(z[i], -p->clip, p->clip) - m->run);
         /* A sustained error (the short run agrees) is a level shift: learn it unclipped. */
         double el = fabs(run_i) >= p->sustain && run_i * e[i] > 0 ? e[i] : ec;
-        m->cost += fmax(p->select_alpha, boot) * (log(spread[i]) + fmin(fabs(z[i]), 30.0) - m->cost);
+        m->cost += fmax(p->select_alpha, boot) * (log(spread[i]) + fmin(fabs(z[i]), 2 * p->clip) - m->cost);
         m->spread += sa * (fabs(ec) - m->spread);
         m->run = run_i;
         m->n++;
@@ -287,7 +335,11 @@ void bp_detector_update(bp_detector_t *d, int64_t ts, double value, bp_verdict_t
         if (pr->seen[s] < 255)
             pr->seen[s]++;
     }
-    d->usual += fmax(p->surprise_alpha, boot) * (fmin(surprise, 5.0) - d->usual);
+    if (!out->learning)
+        learn_surprise(d, surprise);
+#ifdef BPD_DEBUG
+    dbg_u = surprise;
+#endif
     if (d->counts && !(value >= 0 && value == floor(value)))
         d->counts = false;
     learn_step(d, ts);

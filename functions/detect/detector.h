@@ -40,34 +40,35 @@ typedef struct st_bp_detector_t bp_detector_t;
 /* Tuning knobs. One set for every series: take bp_detector_params_default() and change a
  * field only with a reason. Counts are in points, durations in seconds. */
 typedef struct st_bp_detector_params_t {
-    int learning_points;     /* points before the first non-learning verdict (>= 2) */
-    double level_alpha;      /* EWMA weight of the level of the seasonal forecasters */
-    double fast_alpha;       /* EWMA weight of the level of the non-seasonal forecaster */
-    double season_gamma;     /* weight of a new observation in its time-of-day/week slot */
-    double spread_alpha;     /* EWMA weight of the robust spread (mean absolute error) */
-    double clip;             /* learning clips errors to +- clip spreads */
-    double sustain;          /* ... unless the short run of errors is this many spreads */
-    double run_alpha;        /* EWMA weight of the short run of errors (level shifts) */
-    double surprise_alpha;   /* EWMA weight of the series' usual surprise */
-    double seasonal_margin;  /* a seasonal forecaster decides only when its cost is lower by this */
-    double select_alpha;     /* EWMA weight of the cost (error log-likelihood) that picks the forecaster */
-    int slot_boot;           /* visits of a profile slot learnt as a plain mean, unclipped */
-    double score_bits;       /* surprise (in -log10 p) that maps to score 1 */
-    double alert_score;      /* a score at or above this is an alert and starts damping */
-    int64_t damp_seconds;    /* how long later points of the same episode are damped */
-    double damp_factor;      /* damped score = score x damp_factor unless it beats the peak */
-    double count_floor;      /* Poisson floor for counts: spread >= count_floor x sqrt(mean + 1) */
-    double band_z;           /* band half-width in spreads (mean absolute errors) */
+    int learning_points;    /* points before the first non-learning verdict (>= 2) */
+    double level_alpha;     /* EWMA weight of the level of the seasonal forecasters */
+    double fast_alpha;      /* EWMA weight of the level of the non-seasonal forecaster */
+    double season_gamma;    /* weight of a new observation in its time-of-day/week slot */
+    double spread_alpha;    /* EWMA weight of the robust spread (mean absolute error) */
+    double clip;            /* learning clips errors to +- clip spreads */
+    double sustain;         /* ... unless the short run of errors is this many spreads */
+    double run_alpha;       /* EWMA weight of the short run of errors (level shifts) */
+    double surprise_alpha;  /* decay per point of the histogram of the series' surprises */
+    double surprise_prior;  /* weight (points) of the ideal model's surprises in it */
+    double seasonal_margin; /* a seasonal forecaster decides only when its cost is lower by this */
+    double select_alpha;    /* EWMA weight of the cost (error log-likelihood) that picks the forecaster */
+    int slot_boot;          /* visits of a profile slot learnt as a plain mean, unclipped */
+    double score_bits;      /* surprise (in -log10 p) that maps to score 1 */
+    double alert_score;     /* a score at or above this is an alert and starts damping */
+    int64_t damp_seconds;   /* how long later points of the same episode are damped */
+    double damp_factor;     /* damped score = score x damp_factor unless it beats the peak */
+    double count_floor;     /* Poisson floor for counts: spread >= count_floor x sqrt(mean + 1) */
+    double band_z;          /* band half-width in spreads (mean absolute errors) */
 } bp_detector_params_t;
 
 /* The verdict on one point. method points to a static string: "learning", "level",
  * "daily" or "weekly". */
 typedef struct st_bp_verdict_t {
-    double score;    /* in [0, 1]: how strongly a new anomaly starts at this point; 0 while learning */
-    double raw;      /* in [0, 1]: the same before damping repeated alerts */
-    double expected; /* forecast for this point (before it was learnt) */
+    double score;        /* in [0, 1]: how strongly a new anomaly starts at this point; 0 while learning */
+    double raw;          /* in [0, 1]: the same before damping repeated alerts */
+    double expected;     /* forecast for this point (before it was learnt) */
     double lower, upper; /* band: values between are typical; lower <= expected <= upper */
-    bool learning;   /* too little history: score is 0, expected/band are a rough fallback */
+    bool learning;       /* too little history: score is 0, expected/band are a rough fallback */
     const char *method;
 } bp_verdict_t;
 

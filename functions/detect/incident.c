@@ -10,6 +10,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "rootcause.h"
 #include "timefmt.h"
 
 static const bp_db_stmt_t open_incident_sql = {
@@ -70,6 +71,7 @@ void bp_incident_summary(const bp_metric_t *m, const char *method, const bp_poin
              method);
 }
 
+/* Queues the incident's event; state is "opened", "resolved" or "updated/<peak ts>". */
 static int emit(bp_db_t *db, const char *source, long long id, const char *state, const char *type,
                 const char *metric, int64_t started, const char *summary, bp_err_t *err)
 {
@@ -77,7 +79,9 @@ static int emit(bp_db_t *db, const char *source, long long id, const char *state
     snprintf(ce_id, sizeof(ce_id), "incident/%lld/%s", id, state);
     bp_buf_t data;
     bp_buf_init(&data, 16384);
-    int rc = bp_buf_appendf(&data, "{\"incident_id\":%lld,\"state\":\"%s\",\"metric\":", id, state);
+    /* "updated/<peak ts>" names the event; the state itself is the part before the slash */
+    int rc = bp_buf_appendf(&data, "{\"incident_id\":%lld,\"state\":\"%.*s\",\"metric\":", id,
+                            (int)strcspn(state, "/"), state);
     rc = rc ? rc : bp_json_append_str(&data, metric);
     rc = rc ? rc
             : bp_buf_appendf(
@@ -162,7 +166,7 @@ int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *pts, 
         started = pts[first].ts;
         scan_from = first;
     }
-    bool new_anomaly = false;
+    bool new_anomaly = false, peak_moved = false;
     for (size_t i = scan_from; i < n; i++) {
         if (!pts[i].anomaly || (id != 0 && pts[i].ts <= last_anomaly))
             continue;
@@ -171,40 +175,71 @@ int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *pts, 
             last_anomaly = pts[i].ts;
         if (!have_peak || deviation(&pts[i]) > deviation(&peak)) {
             peak = pts[i];
+            peak_moved = have_peak;
             have_peak = true;
         }
     }
-    char summary[512];
-    bp_incident_summary(m, o->method, &peak, started, summary, sizeof(summary));
+    char summary[768], why[320] = "";
+    bp_rootcause_t cause = {0};
+    bool dims = m->num_dimensions > 0 && (id == 0 || new_anomaly);
+    if (dims) {
+        if ((rc = bp_rootcause_compute(db, m, started, last_anomaly + m->interval_s, &cause, err)) != 0)
+            return rc;
+        bp_rootcause_sentence(&cause, why, sizeof(why));
+    }
+    bp_incident_summary(m, o->method, &peak, started, summary, sizeof(summary) - sizeof(why));
+    strcat(summary, why);
     char s_started[24], s_last[24], s_peak_ts[24], s_peak[32], s_exp[32], s_id[24];
     snprintf(s_started, sizeof(s_started), "%" PRId64, started);
     snprintf(s_last, sizeof(s_last), "%" PRId64, last_anomaly);
     snprintf(s_peak_ts, sizeof(s_peak_ts), "%" PRId64, peak.ts);
     snprintf(s_peak, sizeof(s_peak), "%.17g", peak.value);
     snprintf(s_exp, sizeof(s_exp), "%.17g", peak.expected);
-    char ctx[256];
-    snprintf(ctx, sizeof(ctx), "{\"method\":\"sigma3\",\"lower\":%.17g,\"upper\":%.17g,\"window\":180}",
-             peak.lower, peak.upper);
+    bp_buf_t ctx;
+    bp_buf_init(&ctx, 65536);
+    rc = bp_buf_appendf(
+        &ctx,
+        "{\"method\":\"%s\",\"lower\":%.17g,\"upper\":%.17g,\"method_params\":{\"min_anomalies\":%d,"
+        "\"open_span\":%d,\"resolve_after\":%d,\"z_alert\":%g}",
+        o->method, isfinite(peak.lower) ? peak.lower : 0, isfinite(peak.upper) ? peak.upper : 0,
+        o->min_anomalies, o->open_span, o->resolve_after, o->z_alert);
+    if (rc == 0 && dims)
+        rc = bp_buf_append(&ctx, ",", 1) ? BP_ETOOBIG : bp_rootcause_json(&cause, &ctx);
+    if (rc == 0)
+        rc = bp_buf_append(&ctx, "}", 1);
+    if (rc != 0) {
+        bp_buf_free(&ctx);
+        return bp_err_set(err, rc, "incident context too large");
+    }
     if (id == 0) {
-        const char *p[] = {m->name, s_started, s_last, s_peak_ts, s_peak, s_exp, summary, ctx, o->method};
-        if ((rc = bp_db_query(db, &insert_sql, p, &res, err)) != 0)
-            return rc;
-        id = bp_db_int(res, 0, "id");
-        PQclear(res);
-        if ((rc = emit(db, o->source, id, "opened", BP_CE_TYPE_INCIDENT_OPENED, m->name, started, summary,
-                       err)) != 0)
-            return rc;
+        const char *p[] = {m->name, s_started, s_last,   s_peak_ts, s_peak,
+                           s_exp,   summary,   ctx.base, o->method};
+        if ((rc = bp_db_query(db, &insert_sql, p, &res, err)) == 0) {
+            id = bp_db_int(res, 0, "id");
+            PQclear(res);
+            rc =
+                emit(db, o->source, id, "opened", BP_CE_TYPE_INCIDENT_OPENED, m->name, started, summary, err);
+        }
         change->id = id;
         change->state = "opened";
         bp_metrics_inc("bizpulse_incidents_total", "state=\"opened\"");
     } else if (new_anomaly) {
         snprintf(s_id, sizeof(s_id), "%lld", id);
-        const char *p[] = {s_id, s_last, s_peak_ts, s_peak, s_exp, summary, ctx};
-        if ((rc = bp_db_query(db, &update_sql, p, NULL, err)) != 0)
-            return rc;
+        const char *p[] = {s_id, s_last, s_peak_ts, s_peak, s_exp, summary, ctx.base};
+        rc = bp_db_query(db, &update_sql, p, NULL, err);
+        /* One event per state change: a new, deeper peak (id names it, so a redelivery adds
+         * nothing). */
+        if (rc == 0 && peak_moved) {
+            char state[48];
+            snprintf(state, sizeof(state), "updated/%" PRId64, peak.ts);
+            rc = emit(db, o->source, id, state, BP_CE_TYPE_INCIDENT_UPDATED, m->name, started, summary, err);
+        }
         change->id = id;
         change->state = "updated";
     }
+    bp_buf_free(&ctx);
+    if (rc != 0)
+        return rc;
     /* Resolved once enough scored points after the last anomaly are all normal. */
     int normal_after = 0;
     for (size_t i = 0; i < n; i++)
