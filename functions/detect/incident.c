@@ -37,6 +37,13 @@ static const bp_db_stmt_t update_sql = {
     " summary = $6, context = $7::jsonb, updated_at = now() WHERE id = $1::bigint",
     7};
 
+/* Late data rescored the episode away: resolved, marked as retracted, so no one chases it. */
+static const bp_db_stmt_t retract_sql = {
+    "bp_inc_retract",
+    "UPDATE incidents SET status = 'resolved', resolved_at = now(), updated_at = now(),"
+    " context = coalesce(context, '{}') || '{\"retracted\": true}' WHERE id = $1::bigint RETURNING summary",
+    1};
+
 static const bp_db_stmt_t resolve_sql = {
     "bp_inc_resolve",
     "UPDATE incidents SET status = 'resolved', resolved_at = now(), updated_at = now() WHERE id = $1::bigint",
@@ -153,6 +160,30 @@ int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *pts, 
     }
     PQclear(res);
 
+    /* Revised (late) points were rescored: if the window covers the whole episode and none of
+     * it is anomalous any more, the incident no longer holds. */
+    if (id != 0 && n > 0 && pts[0].ts <= started && pts[n - 1].ts >= last_anomaly) {
+        bool holds = false;
+        for (size_t i = 0; i < n && !holds; i++)
+            holds = pts[i].anomaly && pts[i].ts >= started && pts[i].ts <= last_anomaly;
+        if (!holds) {
+            char s_id[24];
+            snprintf(s_id, sizeof(s_id), "%lld", id);
+            const char *p[] = {s_id};
+            if ((rc = bp_db_query(db, &retract_sql, p, &res, err)) != 0)
+                return rc;
+            char summary[768];
+            snprintf(summary, sizeof(summary), "retracted: %s", bp_db_text(res, 0, "summary"));
+            PQclear(res);
+            if ((rc = emit(db, o->source, id, "resolved/retracted", BP_CE_TYPE_INCIDENT_RESOLVED, m->name,
+                           started, summary, err)) != 0)
+                return rc;
+            change->id = id;
+            change->state = "retracted";
+            bp_metrics_inc("bizpulse_incidents_total", "state=\"retracted\"");
+            return 0;
+        }
+    }
     size_t scan_from = 0;
     if (id == 0) {
         long open_at = find_opening(pts, n, o);
