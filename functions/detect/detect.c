@@ -11,6 +11,7 @@
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
+#include "episode.h"
 #include "score.h"
 #include "timefmt.h"
 
@@ -23,7 +24,9 @@ static const bp_db_stmt_t lock_sql = {
 
 static const bp_db_stmt_t points_sql = {
     "bp_det_points",
-    "SELECT extract(epoch FROM metric_timestamp)::bigint AS ts, metric_value AS value, numerator, denominator"
+    "SELECT extract(epoch FROM metric_timestamp)::bigint AS ts, metric_value AS value, numerator, "
+    "denominator,"
+    " is_anomaly, expected, (anomaly_context->>'state') = 'scored' AS scored"
     " FROM aggregated_metrics"
     " WHERE metric_name = $1 AND series = '' AND metric_timestamp >= to_timestamp($2::bigint)"
     " AND metric_timestamp < to_timestamp($3::bigint) ORDER BY metric_timestamp",
@@ -59,7 +62,7 @@ int bp_detect_options_from_env(bp_detect_options_t *o, bp_err_t *err)
     if ((rc = bp_config_env_int("BIZPULSE_DETECT_ALERT_WINDOW_S", 3600, 60, 366L * 86400, &window, err)) !=
             0 ||
         (rc = bp_config_env_int("BIZPULSE_DETECT_MIN_ANOMALIES", 2, 1, 100, &min, err)) != 0 ||
-        (rc = bp_config_env_int("BIZPULSE_DETECT_OPEN_SPAN", 5, 1, 1000, &span, err)) != 0 ||
+        (rc = bp_config_env_int("BIZPULSE_DETECT_OPEN_SPAN", 5, 1, BP_EPISODE_SPAN_MAX, &span, err)) != 0 ||
         (rc = bp_config_env_int("BIZPULSE_DETECT_RESOLVE_AFTER", 30, 1, 100000, &resolve, err)) != 0 ||
         (rc = bp_config_env_int("BIZPULSE_DETECT_RATIO_Z_X10", 50, 10, 500, &z10, err)) != 0)
         return rc;
@@ -152,8 +155,11 @@ static int store(bp_db_t *db, const char *metric, const char *method, const bp_p
 }
 
 /* Loads the window plus its 180 points of history and scores every point of the window. */
+/* Loads the window plus its history, scores every point of the window into *out (n points),
+ * and returns in prior[0..*nprior) the stored verdicts of the points just before it. */
 static int score_window(bp_db_t *db, const bp_metric_t *m, bp_method_t method, double z_alert,
-                        const request_t *r, bp_point_t **out, size_t **hist_n, size_t *n, bp_err_t *err)
+                        const request_t *r, bp_point_t **out, size_t **hist_n, size_t *n, bp_point_t *prior,
+                        size_t *nprior, bp_err_t *err)
 {
     char s_from[24], s_to[24];
     snprintf(s_from, sizeof(s_from), "%" PRId64, r->from - (int64_t)bp_score_history(method) * m->interval_s);
@@ -187,6 +193,14 @@ static int score_window(bp_db_t *db, const bp_metric_t *m, bp_method_t method, d
         if (first == rows && ts[i] >= r->from)
             first = i;
     }
+    *nprior = 0;
+    for (size_t i = first > BP_EPISODE_SPAN_MAX ? first - BP_EPISODE_SPAN_MAX : 0; i < first; i++)
+        prior[(*nprior)++] = (bp_point_t){.ts = ts[i],
+                                          .value = values[i],
+                                          .expected = bp_db_double(res, (int)i, "expected"),
+                                          .verdict = bp_db_text(res, (int)i, "scored") != NULL &&
+                                                     bp_db_text(res, (int)i, "scored")[0] == 't',
+                                          .anomaly = bp_db_text(res, (int)i, "is_anomaly")[0] == 't'};
     bp_series_t series = {.ts = ts, .value = values, .num = num, .den = den, .n = rows};
     bp_score_series(method, &series, first, z_alert, pts, hn);
     *out = pts;
@@ -221,6 +235,8 @@ int bp_detect_handle(bp_worker_t *w, const bp_ce_t *ev, const bp_detect_options_
     bp_point_t *pts = NULL;
     size_t *hist_n = NULL, n = 0;
     bp_incident_change_t change = {0};
+    bp_point_t prior[BP_EPISODE_SPAN_MAX];
+    size_t nprior = 0;
     bool first = false;
     const bp_metric_t *m = bp_config_find(w->app->config, r.metric);
     if (m == NULL) {
@@ -247,9 +263,10 @@ int bp_detect_handle(bp_worker_t *w, const bp_ce_t *ev, const bp_detect_options_
         goto out;
     }
     if ((rc = bp_db_query(w->db, &lock_sql, name, NULL, err)) != 0 ||
-        (rc = score_window(w->db, m, method, opts->z_alert, &r, &pts, &hist_n, &n, err)) != 0 ||
+        (rc = score_window(w->db, m, method, opts->z_alert, &r, &pts, &hist_n, &n, prior, &nprior, err)) !=
+            0 ||
         (n > 0 && (rc = store(w->db, m->name, bp_score_method_name(method), pts, hist_n, n, err)) != 0) ||
-        (rc = bp_incident_apply(w->db, m, pts, n, opts, &change, err)) != 0 ||
+        (rc = bp_incident_apply(w->db, m, prior, nprior, pts, n, opts, &change, err)) != 0 ||
         (rc = bp_db_commit(w->db, err)) != 0)
         goto rollback;
     size_t anomalies = 0, learning = 0;

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "episode.h"
 #include "rootcause.h"
 #include "timefmt.h"
 
@@ -18,7 +19,7 @@ static const bp_db_stmt_t open_incident_sql = {
     "SELECT id, extract(epoch FROM last_anomaly_at)::bigint AS last_anomaly,"
     " extract(epoch FROM started_at)::bigint AS started, peak_value, peak_expected,"
     " extract(epoch FROM peak_timestamp)::bigint AS peak_ts,"
-    " (context->>'lower')::float8 AS peak_lower, (context->>'upper')::float8 AS peak_upper"
+    " (context->>'lower')::float8 AS peak_lower, (context->>'upper')::float8 AS peak_upper, summary"
     " FROM incidents WHERE metric_name = $1 AND status = 'open' FOR UPDATE",
     1};
 
@@ -111,181 +112,235 @@ static int emit(bp_db_t *db, const char *source, long long id, const char *state
     return rc;
 }
 
-static double deviation(const bp_point_t *p)
-{
-    return fabs(p->value - p->expected);
-}
+static const bp_db_stmt_t normal_since_sql = {
+    "bp_inc_normal_since",
+    "SELECT count(*) AS n FROM aggregated_metrics WHERE metric_name = $1 AND series = ''"
+    " AND metric_timestamp > to_timestamp($2::bigint) AND metric_timestamp < to_timestamp($3::bigint)"
+    " AND NOT is_anomaly AND anomaly_context->>'state' = 'scored'",
+    3};
 
-/* Index of the first point at which the trailing `span` points hold `min` anomalies, looking
- * only at recent points; -1 when there is none. */
-static long find_opening(const bp_point_t *pts, size_t n, const bp_detect_options_t *o)
+typedef struct {
+    bp_db_t *db;
+    const bp_metric_t *m;
+    const bp_detect_options_t *o;
+    bp_episode_t e;
+    long long id;
+    char summary[768];
+} ctx_t;
+
+/* The incident's sentence and context JSON for its current state (root cause included for a
+ * metric with dimensions). ctx->summary gets the sentence; json must be freed. */
+static int describe(ctx_t *c, bp_buf_t *json, bp_err_t *err)
 {
-    int64_t recent = o->now - o->alert_window_s;
-    for (size_t i = 0; i < n; i++) {
-        if (!pts[i].anomaly || pts[i].ts < recent)
-            continue;
-        int count = 0;
-        for (size_t j = i + 1 > (size_t)o->open_span ? i + 1 - (size_t)o->open_span : 0; j <= i; j++)
-            count += pts[j].anomaly;
-        if (count >= o->min_anomalies)
-            return (long)i;
+    const bp_metric_t *m = c->m;
+    char why[320] = "";
+    bp_rootcause_t cause = {0};
+    bool dims = m->num_dimensions > 0;
+    int rc;
+    if (dims) {
+        if ((rc = bp_rootcause_compute(c->db, m, c->e.started, c->e.last_anomaly + m->interval_s, &cause,
+                                       err)) != 0)
+            return rc;
+        bp_rootcause_sentence(&cause, why, sizeof(why));
     }
-    return -1;
+    bp_incident_summary(m, c->o->method, &c->e.peak, c->e.started, c->summary,
+                        sizeof(c->summary) - sizeof(why));
+    strcat(c->summary, why);
+    const bp_point_t *pk = &c->e.peak;
+    bp_buf_init(json, 65536);
+    rc = bp_buf_appendf(
+        json,
+        "{\"method\":\"%s\",\"lower\":%.17g,\"upper\":%.17g,\"method_params\":{\"min_anomalies\":%d,"
+        "\"open_span\":%d,\"resolve_after\":%d,\"z_alert\":%g,\"alert_window_s\":%lld}",
+        c->o->method, isfinite(pk->lower) ? pk->lower : 0, isfinite(pk->upper) ? pk->upper : 0,
+        c->o->min_anomalies, c->o->open_span, c->o->resolve_after, c->o->z_alert,
+        (long long)c->o->alert_window_s);
+    if (rc == 0 && dims)
+        rc = bp_buf_append(json, ",", 1) ? BP_ETOOBIG : bp_rootcause_json(&cause, json);
+    if (rc == 0)
+        rc = bp_buf_append(json, "}", 1);
+    if (rc != 0)
+        bp_buf_free(json);
+    return rc ? bp_err_set(err, rc, "incident context too large") : 0;
 }
 
-int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *pts, size_t n,
-                      const bp_detect_options_t *o, bp_incident_change_t *change, bp_err_t *err)
+static void numbers(const ctx_t *c, char s[5][32])
+{
+    snprintf(s[0], 32, "%" PRId64, c->e.started);
+    snprintf(s[1], 32, "%" PRId64, c->e.last_anomaly);
+    snprintf(s[2], 32, "%" PRId64, c->e.peak.ts);
+    snprintf(s[3], 32, "%.17g", c->e.peak.value);
+    snprintf(s[4], 32, "%.17g", c->e.peak.expected);
+}
+
+static int persist_open(ctx_t *c, bp_err_t *err)
+{
+    bp_buf_t json;
+    char s[5][32];
+    int rc = describe(c, &json, err);
+    if (rc != 0)
+        return rc;
+    numbers(c, s);
+    const char *p[] = {c->m->name, s[0], s[1], s[2], s[3], s[4], c->summary, json.base, c->o->method};
+    PGresult *res = NULL;
+    rc = bp_db_query(c->db, &insert_sql, p, &res, err);
+    bp_buf_free(&json);
+    if (rc != 0)
+        return rc;
+    c->id = bp_db_int(res, 0, "id");
+    PQclear(res);
+    bp_metrics_inc("bizpulse_incidents_total", "state=\"opened\"");
+    return emit(c->db, c->o->source, c->id, "opened", BP_CE_TYPE_INCIDENT_OPENED, c->m->name, c->e.started,
+                c->summary, err);
+}
+
+/* Writes the episode's progress; with a new peak, one updated event named by that peak. */
+static int persist_update(ctx_t *c, bool peak_moved, bp_err_t *err)
+{
+    bp_buf_t json;
+    char s[5][32], s_id[24];
+    int rc = describe(c, &json, err);
+    if (rc != 0)
+        return rc;
+    numbers(c, s);
+    snprintf(s_id, sizeof(s_id), "%lld", c->id);
+    const char *p[] = {s_id, s[1], s[2], s[3], s[4], c->summary, json.base};
+    rc = bp_db_query(c->db, &update_sql, p, NULL, err);
+    bp_buf_free(&json);
+    if (rc == 0 && peak_moved) {
+        char state[48];
+        snprintf(state, sizeof(state), "updated/%" PRId64, c->e.peak.ts);
+        rc = emit(c->db, c->o->source, c->id, state, BP_CE_TYPE_INCIDENT_UPDATED, c->m->name, c->e.started,
+                  c->summary, err);
+    }
+    return rc;
+}
+
+static int persist_resolve(ctx_t *c, bp_err_t *err)
+{
+    char s_id[24];
+    snprintf(s_id, sizeof(s_id), "%lld", c->id);
+    const char *p[] = {s_id};
+    int rc = bp_db_query(c->db, &resolve_sql, p, NULL, err);
+    if (rc == 0)
+        rc = emit(c->db, c->o->source, c->id, "resolved", BP_CE_TYPE_INCIDENT_RESOLVED, c->m->name,
+                  c->e.started, c->summary, err);
+    bp_metrics_inc("bizpulse_incidents_total", "state=\"resolved\"");
+    return rc;
+}
+
+/* Late (revised) data was rescored: if the window covers the whole episode and none of it is
+ * anomalous any more, the incident no longer holds. Returns 1 when it was retracted. */
+static int maybe_retract(ctx_t *c, const bp_point_t *pts, size_t n, bp_err_t *err)
+{
+    if (n == 0 || pts[0].ts > c->e.started || pts[n - 1].ts < c->e.last_anomaly)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (pts[i].anomaly && pts[i].ts >= c->e.started && pts[i].ts <= c->e.last_anomaly)
+            return 0;
+    char s_id[24];
+    snprintf(s_id, sizeof(s_id), "%lld", c->id);
+    const char *p[] = {s_id};
+    PGresult *res = NULL;
+    int rc = bp_db_query(c->db, &retract_sql, p, &res, err);
+    if (rc != 0)
+        return rc;
+    snprintf(c->summary, sizeof(c->summary), "retracted: %s", bp_db_text(res, 0, "summary"));
+    PQclear(res);
+    rc = emit(c->db, c->o->source, c->id, "resolved/retracted", BP_CE_TYPE_INCIDENT_RESOLVED, c->m->name,
+              c->e.started, c->summary, err);
+    bp_metrics_inc("bizpulse_incidents_total", "state=\"retracted\"");
+    return rc ? rc : 1;
+}
+
+int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *prior, size_t nprior,
+                      const bp_point_t *pts, size_t n, const bp_detect_options_t *o,
+                      bp_incident_change_t *change, bp_err_t *err)
 {
     change->id = 0;
     change->state = NULL;
+    ctx_t c = {.db = db, .m = m, .o = o};
     const char *name[] = {m->name};
     PGresult *res = NULL;
     int rc = bp_db_query(db, &open_incident_sql, name, &res, err);
     if (rc != 0)
         return rc;
-    long long id = 0;
-    int64_t started = 0, last_anomaly = 0;
-    bp_point_t peak = {0};
-    bool have_peak = false;
     if (PQntuples(res) > 0) {
-        id = bp_db_int(res, 0, "id");
-        started = bp_db_int(res, 0, "started");
-        last_anomaly = bp_db_int(res, 0, "last_anomaly");
-        peak.ts = bp_db_int(res, 0, "peak_ts");
-        peak.value = bp_db_double(res, 0, "peak_value");
-        peak.expected = bp_db_double(res, 0, "peak_expected");
-        peak.lower = bp_db_double(res, 0, "peak_lower");
-        peak.upper = bp_db_double(res, 0, "peak_upper");
-        have_peak = true;
+        c.id = bp_db_int(res, 0, "id");
+        c.e.open = true;
+        c.e.started = bp_db_int(res, 0, "started");
+        c.e.last_anomaly = bp_db_int(res, 0, "last_anomaly");
+        c.e.peak = (bp_point_t){.ts = bp_db_int(res, 0, "peak_ts"),
+                                .value = bp_db_double(res, 0, "peak_value"),
+                                .expected = bp_db_double(res, 0, "peak_expected"),
+                                .lower = bp_db_double(res, 0, "peak_lower"),
+                                .upper = bp_db_double(res, 0, "peak_upper"),
+                                .verdict = true,
+                                .anomaly = true};
+        snprintf(c.summary, sizeof(c.summary), "%s", bp_db_text(res, 0, "summary"));
     }
     PQclear(res);
-
-    /* Revised (late) points were rescored: if the window covers the whole episode and none of
-     * it is anomalous any more, the incident no longer holds. */
-    if (id != 0 && n > 0 && pts[0].ts <= started && pts[n - 1].ts >= last_anomaly) {
-        bool holds = false;
-        for (size_t i = 0; i < n && !holds; i++)
-            holds = pts[i].anomaly && pts[i].ts >= started && pts[i].ts <= last_anomaly;
-        if (!holds) {
-            char s_id[24];
-            snprintf(s_id, sizeof(s_id), "%lld", id);
-            const char *p[] = {s_id};
-            if ((rc = bp_db_query(db, &retract_sql, p, &res, err)) != 0)
-                return rc;
-            char summary[768];
-            snprintf(summary, sizeof(summary), "retracted: %s", bp_db_text(res, 0, "summary"));
-            PQclear(res);
-            if ((rc = emit(db, o->source, id, "resolved/retracted", BP_CE_TYPE_INCIDENT_RESOLVED, m->name,
-                           started, summary, err)) != 0)
-                return rc;
-            change->id = id;
-            change->state = "retracted";
-            bp_metrics_inc("bizpulse_incidents_total", "state=\"retracted\"");
+    bp_episode_params_t prm = {.min_anomalies = o->min_anomalies,
+                               .open_span = o->open_span,
+                               .resolve_after = o->resolve_after,
+                               .recent_from = o->now - o->alert_window_s};
+    if (c.e.open) {
+        if ((rc = maybe_retract(&c, pts, n, err)) != 0) {
+            if (rc == 1) {
+                change->id = c.id;
+                change->state = "retracted";
+            }
+            return rc == 1 ? 0 : rc;
+        }
+        /* Normal points already stored between the last anomaly and this window count toward
+         * resolution: a steady tick brings only a few points at a time. */
+        /* Points up to the last anomaly are already part of the known episode. */
+        while (n > 0 && pts[0].ts <= c.e.last_anomaly) {
+            pts++;
+            n--;
+        }
+        if (n == 0)
             return 0;
-        }
-    }
-    size_t scan_from = 0;
-    if (id == 0) {
-        long open_at = find_opening(pts, n, o);
-        if (open_at < 0)
-            return 0;
-        /* The episode starts at the first anomaly of the span that opened it. */
-        size_t first =
-            (size_t)open_at + 1 > (size_t)o->open_span ? (size_t)open_at + 1 - (size_t)o->open_span : 0;
-        while (!pts[first].anomaly)
-            first++;
-        started = pts[first].ts;
-        scan_from = first;
-    }
-    bool new_anomaly = false, peak_moved = false;
-    for (size_t i = scan_from; i < n; i++) {
-        if (!pts[i].anomaly || (id != 0 && pts[i].ts <= last_anomaly))
-            continue;
-        new_anomaly = true;
-        if (pts[i].ts > last_anomaly)
-            last_anomaly = pts[i].ts;
-        if (!have_peak || deviation(&pts[i]) > deviation(&peak)) {
-            peak = pts[i];
-            peak_moved = have_peak;
-            have_peak = true;
-        }
-    }
-    char summary[768], why[320] = "";
-    bp_rootcause_t cause = {0};
-    bool dims = m->num_dimensions > 0 && (id == 0 || new_anomaly);
-    if (dims) {
-        if ((rc = bp_rootcause_compute(db, m, started, last_anomaly + m->interval_s, &cause, err)) != 0)
+        char s_last[24], s_first[24];
+        snprintf(s_last, sizeof(s_last), "%" PRId64, c.e.last_anomaly);
+        snprintf(s_first, sizeof(s_first), "%" PRId64, pts[0].ts);
+        const char *p[] = {m->name, s_last, s_first};
+        if ((rc = bp_db_query(db, &normal_since_sql, p, &res, err)) != 0)
             return rc;
-        bp_rootcause_sentence(&cause, why, sizeof(why));
+        c.e.normal_after = (int)bp_db_int(res, 0, "n");
+        PQclear(res);
+    } else {
+        for (size_t i = 0; i < nprior; i++)
+            bp_episode_prime(&c.e, &prior[i], &prm);
     }
-    bp_incident_summary(m, o->method, &peak, started, summary, sizeof(summary) - sizeof(why));
-    strcat(summary, why);
-    char s_started[24], s_last[24], s_peak_ts[24], s_peak[32], s_exp[32], s_id[24];
-    snprintf(s_started, sizeof(s_started), "%" PRId64, started);
-    snprintf(s_last, sizeof(s_last), "%" PRId64, last_anomaly);
-    snprintf(s_peak_ts, sizeof(s_peak_ts), "%" PRId64, peak.ts);
-    snprintf(s_peak, sizeof(s_peak), "%.17g", peak.value);
-    snprintf(s_exp, sizeof(s_exp), "%.17g", peak.expected);
-    bp_buf_t ctx;
-    bp_buf_init(&ctx, 65536);
-    rc = bp_buf_appendf(
-        &ctx,
-        "{\"method\":\"%s\",\"lower\":%.17g,\"upper\":%.17g,\"method_params\":{\"min_anomalies\":%d,"
-        "\"open_span\":%d,\"resolve_after\":%d,\"z_alert\":%g}",
-        o->method, isfinite(peak.lower) ? peak.lower : 0, isfinite(peak.upper) ? peak.upper : 0,
-        o->min_anomalies, o->open_span, o->resolve_after, o->z_alert);
-    if (rc == 0 && dims)
-        rc = bp_buf_append(&ctx, ",", 1) ? BP_ETOOBIG : bp_rootcause_json(&cause, &ctx);
-    if (rc == 0)
-        rc = bp_buf_append(&ctx, "}", 1);
-    if (rc != 0) {
-        bp_buf_free(&ctx);
-        return bp_err_set(err, rc, "incident context too large");
-    }
-    if (id == 0) {
-        const char *p[] = {m->name, s_started, s_last,   s_peak_ts, s_peak,
-                           s_exp,   summary,   ctx.base, o->method};
-        if ((rc = bp_db_query(db, &insert_sql, p, &res, err)) == 0) {
-            id = bp_db_int(res, 0, "id");
-            PQclear(res);
-            rc =
-                emit(db, o->source, id, "opened", BP_CE_TYPE_INCIDENT_OPENED, m->name, started, summary, err);
+    bool dirty = false, peak_moved = false;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int ev = bp_episode_feed(&c.e, &pts[i], &prm);
+        if (ev & BP_EPISODE_OPENED) {
+            rc = persist_open(&c, err);
+            change->id = c.id;
+            change->state = "opened";
         }
-        change->id = id;
-        change->state = "opened";
-        bp_metrics_inc("bizpulse_incidents_total", "state=\"opened\"");
-    } else if (new_anomaly) {
-        snprintf(s_id, sizeof(s_id), "%lld", id);
-        const char *p[] = {s_id, s_last, s_peak_ts, s_peak, s_exp, summary, ctx.base};
-        rc = bp_db_query(db, &update_sql, p, NULL, err);
-        /* One event per state change: a new, deeper peak (id names it, so a redelivery adds
-         * nothing). */
-        if (rc == 0 && peak_moved) {
-            char state[48];
-            snprintf(state, sizeof(state), "updated/%" PRId64, peak.ts);
-            rc = emit(db, o->source, id, state, BP_CE_TYPE_INCIDENT_UPDATED, m->name, started, summary, err);
+        if (ev & BP_EPISODE_ANOMALY) {
+            dirty = true;
+            peak_moved |= (ev & BP_EPISODE_PEAK) != 0;
         }
-        change->id = id;
-        change->state = "updated";
+        if ((ev & BP_EPISODE_RESOLVED) && rc == 0) {
+            if (dirty)
+                rc = persist_update(&c, peak_moved, err);
+            if (rc == 0)
+                rc = persist_resolve(&c, err);
+            dirty = peak_moved = false;
+            change->id = c.id;
+            change->state = "resolved";
+        }
     }
-    bp_buf_free(&ctx);
-    if (rc != 0)
-        return rc;
-    /* Resolved once enough scored points after the last anomaly are all normal. */
-    int normal_after = 0;
-    for (size_t i = 0; i < n; i++)
-        if (pts[i].ts > last_anomaly && pts[i].verdict)
-            normal_after++;
-    if (normal_after >= o->resolve_after) {
-        snprintf(s_id, sizeof(s_id), "%lld", id);
-        const char *p[] = {s_id};
-        if ((rc = bp_db_query(db, &resolve_sql, p, NULL, err)) != 0 ||
-            (rc = emit(db, o->source, id, "resolved", BP_CE_TYPE_INCIDENT_RESOLVED, m->name, started, summary,
-                       err)) != 0)
-            return rc;
-        change->id = id;
-        change->state = "resolved";
-        bp_metrics_inc("bizpulse_incidents_total", "state=\"resolved\"");
+    if (rc == 0 && c.e.open && dirty) {
+        rc = persist_update(&c, peak_moved, err);
+        if (change->state == NULL || strcmp(change->state, "opened") != 0) {
+            change->id = c.id;
+            change->state = "updated";
+        }
     }
-    return 0;
+    return rc;
 }

@@ -30,10 +30,13 @@ typedef struct st_bp_incident_change_t {
     const char *state; /* "opened", "updated", "resolved" */
 } bp_incident_change_t;
 
-/* Applies the points of one scored window (ascending ts) to the metric's incident. Runs inside
- * the caller's transaction, which must hold the metric's detect lock. */
-int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *pts, size_t n,
-                      const bp_detect_options_t *opts, bp_incident_change_t *change, bp_err_t *err);
+/* Applies the points of one scored window (ascending ts) to the metric's incident, through the
+ * episode state machine (episode.h). prior[0..nprior) are the stored verdicts just before the
+ * window (for the opening rule). Runs inside the caller's transaction, which must hold the
+ * metric's detect lock. change says what happened last (opened, updated, resolved, retracted). */
+int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *prior, size_t nprior,
+                      const bp_point_t *pts, size_t n, const bp_detect_options_t *opts,
+                      bp_incident_change_t *change, bp_err_t *err);
 
 /* The plain sentence of an incident, e.g. "user_registration fell to 302 (−30% vs 431
  * expected) at 2026-11-25 14:05 UTC; outside the 3σ band 395–467 of the trailing 180 points".

@@ -72,7 +72,8 @@ class RootCause(harness.TestCase):
         self.assertGreater(cause[0]["share"], 0.9, cause)
         # The rate is scored rate-aware; the parts are kept; the incident starts at the drop.
         method, num, den = self.db.sql("SELECT method, numerator, denominator FROM aggregated_metrics "
-                                       "WHERE series = '' ORDER BY metric_timestamp DESC LIMIT 1")[0]
+                                       f"WHERE series = '' AND metric_timestamp < '{rfc3339(end)}' "
+                                       "ORDER BY metric_timestamp DESC LIMIT 1")[0]
         self.assertEqual(method, "ratio")
         self.assertEqual(float(den), 1200.0)
         started = self.db.value("SELECT extract(epoch FROM started_at)::bigint FROM incidents")
