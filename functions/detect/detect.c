@@ -154,13 +154,11 @@ static int store(bp_db_t *db, const char *metric, const char *method, const bp_p
     return rc;
 }
 
-/* Loads the window plus its 180 points of history and scores every point of the window. */
-/* Loads the window plus its history, scores every point of the window into *out (n points),
- * and returns in prior[0..*nprior) the stored verdicts of the points just before it. */
-static int score_window(bp_db_t *db, const bp_metric_t *m, bp_method_t method, double z_alert,
-                        const request_t *r, bp_point_t **out, size_t **hist_n, size_t *n, bp_point_t *prior,
+int bp_detect_score_range(bp_db_t *db, const bp_metric_t *m, int method_id, double z_alert,
+                        const bp_detect_range_t *r, bp_point_t **out, size_t **hist_n, size_t *n, bp_point_t *prior,
                         size_t *nprior, bp_err_t *err)
 {
+    bp_method_t method = (bp_method_t)method_id;
     char s_from[24], s_to[24];
     snprintf(s_from, sizeof(s_from), "%" PRId64, r->from - (int64_t)bp_score_history(method) * m->interval_s);
     snprintf(s_to, sizeof(s_to), "%" PRId64, r->to);
@@ -226,6 +224,7 @@ int bp_detect_handle(bp_worker_t *w, const bp_ce_t *ev, const bp_detect_options_
         return bp_err_set(err, BP_EINVAL, "event type '%.80s' is not handled by detect (expected %s)",
                           ev->type, BP_CE_TYPE_AGGREGATED);
     request_t r = {0};
+    bp_detect_range_t range;
     bp_detect_options_t o = *opts;
     o.source = w->app->source;
     opts = &o;
@@ -251,6 +250,7 @@ int bp_detect_handle(bp_worker_t *w, const bp_ce_t *ev, const bp_detect_options_
         goto out;
     }
     o.method = bp_score_method_name(method);
+    range = (bp_detect_range_t){.from = r.from, .to = r.to};
     if ((rc = bp_db_begin(w->db, err)) != 0)
         goto out;
     if ((rc = bp_inbox_claim(w->db, ev, &first, err)) != 0)
@@ -263,7 +263,7 @@ int bp_detect_handle(bp_worker_t *w, const bp_ce_t *ev, const bp_detect_options_
         goto out;
     }
     if ((rc = bp_db_query(w->db, &lock_sql, name, NULL, err)) != 0 ||
-        (rc = score_window(w->db, m, method, opts->z_alert, &r, &pts, &hist_n, &n, prior, &nprior, err)) !=
+        (rc = bp_detect_score_range(w->db, m, method, opts->z_alert, &range, &pts, &hist_n, &n, prior, &nprior, err)) !=
             0 ||
         (n > 0 && (rc = store(w->db, m->name, bp_score_method_name(method), pts, hist_n, n, err)) != 0) ||
         (rc = bp_incident_apply(w->db, m, prior, nprior, pts, n, opts, &change, err)) != 0 ||

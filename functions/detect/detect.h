@@ -26,6 +26,22 @@ typedef struct st_bp_detect_options_t {
     const char *method; /* set per metric by bp_detect_handle, for the incident's summary */
 } bp_detect_options_t;
 
+typedef struct st_bp_detect_range_t {
+    int64_t from, to; /* epoch s; points with from <= ts < to are scored */
+} bp_detect_range_t;
+
+struct st_bp_point_t;
+struct st_bp_metric_t;
+struct st_bp_db_t;
+
+/* Loads the total series over the range plus the history the method needs, scores every point
+ * of the range into *out (*n points, malloc'd, with *hist_n the history each rested on; the
+ * caller frees both), and copies into prior[0..*nprior) (room for BP_EPISODE_SPAN_MAX) the
+ * stored verdicts of the points just before the range. Writes nothing. BP_EDB, BP_ETOOBIG. */
+int bp_detect_score_range(struct st_bp_db_t *db, const struct st_bp_metric_t *m, int method, double z_alert,
+                          const bp_detect_range_t *r, struct st_bp_point_t **out, size_t **hist_n, size_t *n,
+                          struct st_bp_point_t *prior, size_t *nprior, bp_err_t *err);
+
 /* Reads BIZPULSE_DETECT_* env into opts (now = current time). */
 int bp_detect_options_from_env(bp_detect_options_t *opts, bp_err_t *err);
 

@@ -14,7 +14,6 @@
 #define STEP_SAMPLES 9
 #define LOG10E 0.43429448190325176
 #define SURPRISE_BINS 64
-#define SURPRISE_BIN 0.25
 #define SURPRISE_MAX 300.0 /* decades: pow(10, -u) stays a normal double */
 
 enum { M_LEVEL, M_DAY, M_WEEK, M_COUNT };
@@ -48,8 +47,7 @@ struct st_bp_detector_t {
     profile_t day, week;
     /* How surprising this series usually is: a decaying histogram of past surprises, so
      * a point is scored by how rare its surprise is for this series (heavy-tailed series
-     * have frequent big errors, which then score low). Bin i holds surprises in
-     * [i, i + 1) x SURPRISE_BIN decades, the last bin everything above. */
+     * have frequent big errors, which then score low); bins in surprise_bin(). */
     double hist[SURPRISE_BINS];
     double hist_total, hist_weight; /* sum of bins; weight of the next point (grows: decay) */
     int64_t damp_until;
@@ -65,24 +63,25 @@ bp_detector_params_t bp_detector_params_default(void)
 {
     return (bp_detector_params_t){
         .learning_points = 24,
-        .level_alpha = 0.05,
+        .level_alpha = 0.25,
         .fast_alpha = 0.3,
         .season_gamma = 0.25,
         .spread_alpha = 0.01,
-        .clip = 3.0,
+        .clip = 2.0,
         .sustain = 1.5,
         .run_alpha = 0.25,
         .surprise_alpha = 0.003,
         .surprise_prior = 20,
+        .surprise_cap = 16,
         .seasonal_margin = 0.1,
         .select_alpha = 0.002,
         .slot_boot = 3,
-        .score_bits = 10.0,
-        .alert_score = 0.5,
+        .score_bits = 30.0,
+        .alert_score = 0.15,
         .damp_seconds = 24 * 3600,
         .damp_factor = 0,
         .count_floor = 0.5,
-        .band_z = 3.0,
+        .band_z = 4.0,
     };
 }
 
@@ -96,9 +95,11 @@ bp_detector_t *bp_detector_new(const bp_detector_params_t *p)
     bp_detector_params_t params = p != NULL ? *p : bp_detector_params_default();
     if (params.learning_points < 2 || !alpha_ok(params.level_alpha) || !alpha_ok(params.fast_alpha) ||
         !alpha_ok(params.season_gamma) || !alpha_ok(params.spread_alpha) || !alpha_ok(params.run_alpha) ||
-        !alpha_ok(params.surprise_alpha) || !(params.clip > 0) || !(params.score_bits > 0) ||
-        !(params.damp_factor >= 0 && params.damp_factor <= 1) || params.damp_seconds < 0 ||
-        !(params.count_floor >= 0) || !(params.band_z > 0))
+        !alpha_ok(params.select_alpha) || !(params.surprise_alpha > 0 && params.surprise_alpha < 1) ||
+        !(params.surprise_prior > 0) || !(params.surprise_cap > 0) || params.slot_boot < 1 ||
+        !(params.sustain > 0) || !(params.clip > 0) || !(params.score_bits > 0) ||
+        !(params.alert_score > 0) || !(params.damp_factor >= 0 && params.damp_factor <= 1) ||
+        params.damp_seconds < 0 || !(params.count_floor >= 0) || !(params.band_z > 0))
         return NULL;
     bp_detector_t *d = calloc(1, sizeof(*d));
     if (d == NULL)
@@ -176,15 +177,12 @@ static int slot_of(const profile_t *pr, int64_t ts)
     return s < pr->slots ? s : pr->slots - 1;
 }
 
-/* Two-sided Gaussian tail as -log10 p, accurate far into the tail (erfc underflows late). */
-static double gauss_surprise(double z)
+/* Histogram position of a surprise u >= 0: quarter decades up to 8, then 8 bins per
+ * doubling up to 128 (the last bin holds everything above). */
+static double surprise_bin(double u)
 {
-    z = fabs(z);
-    double p = erfc(z / sqrt(2.0));
-    if (p > 1e-300)
-        return -log10(p);
-    /* asymptotic: p ~ 2 phi(z) / z */
-    return (z * z / 2 + log(z * sqrt(M_PI / 2))) * LOG10E;
+    double pos = u < 8 ? u / 0.25 : 32 + 8 * log2(u / 8);
+    return pos < SURPRISE_BINS - 1 ? pos : SURPRISE_BINS - 1;
 }
 
 /* -log10 of the probability of a surprise of at least u for this series: the histogram's
@@ -192,13 +190,17 @@ static double gauss_surprise(double z)
  * of u decades has probability 10^-u) that extrapolates beyond what was seen. */
 static double rarity(const bp_detector_t *d, double u)
 {
+    double pos = surprise_bin(u);
+    int b = (int)pos;
     double above = 0;
-    int b = (int)(u / SURPRISE_BIN);
-    if (b < SURPRISE_BINS) {
-        for (int i = b + 1; i < SURPRISE_BINS; i++)
-            above += d->hist[i];
-        above += d->hist[b] * ((b + 1) - u / SURPRISE_BIN); /* the part of u's bin above it */
-    }
+    if (u >= d->p.surprise_cap)
+        b = SURPRISE_BINS; /* beyond the cap nothing in the history makes it usual */
+    for (int i = b + 1; i < SURPRISE_BINS; i++)
+        above += d->hist[i];
+    if (b < SURPRISE_BINS - 1)
+        above += d->hist[b] * ((b + 1) - pos); /* the part of u's bin above it */
+    else if (b == SURPRISE_BINS - 1)
+        above += d->hist[b]; /* the last bin: everything that big counts as at least u */
     double n0 = d->p.surprise_prior;
     double total = d->hist_total / d->hist_weight;
     double pr = (above / d->hist_weight + n0 * pow(10, -u)) / (total + n0);
@@ -207,9 +209,7 @@ static double rarity(const bp_detector_t *d, double u)
 
 static void learn_surprise(bp_detector_t *d, double u)
 {
-    int b = (int)(u / SURPRISE_BIN);
-    if (b >= SURPRISE_BINS)
-        b = SURPRISE_BINS - 1;
+    int b = (int)surprise_bin(u);
     d->hist[b] += d->hist_weight;
     d->hist_total += d->hist_weight;
     /* Decay by weighting later points more; renormalise before overflow. */
@@ -289,12 +289,14 @@ void bp_detector_update(bp_detector_t *d, int64_t ts, double value, bp_verdict_t
     if (!out->learning) {
         out->raw = clampd(bits / p->score_bits, 0, 1);
         out->score = out->raw;
-        if (d->damping && ts <= d->damp_until && out->raw <= d->damp_peak)
+        /* An alert damps the points after it for damp_seconds (not extended by them): a
+         * later point passes undamped only when it beats the alert's score. */
+        bool damped = d->damping && ts <= d->damp_until;
+        if (damped && out->raw <= d->damp_peak)
             out->score = out->raw * p->damp_factor;
-        if (out->raw >= p->alert_score) {
-            if (!(d->damping && ts <= d->damp_until) || out->raw > d->damp_peak)
-                d->damp_peak = out->raw;
+        else if (out->raw >= p->alert_score) {
             d->damping = true;
+            d->damp_peak = out->raw;
             d->damp_until = ts + p->damp_seconds;
         }
     }
@@ -337,9 +339,6 @@ void bp_detector_update(bp_detector_t *d, int64_t ts, double value, bp_verdict_t
     }
     if (!out->learning)
         learn_surprise(d, surprise);
-#ifdef BPD_DEBUG
-    dbg_u = surprise;
-#endif
     if (d->counts && !(value >= 0 && value == floor(value)))
         d->counts = false;
     learn_step(d, ts);

@@ -3,25 +3,27 @@
  * `bizpulse-detect score --csv` and by the live path.
  *
  * Each point is scored against what the series' own history predicts, then learnt: one pass,
- * O(1) work per point, a fixed amount of memory per series whatever its length (the state is
- * one allocation of about 33 KB, sized for a weekly profile at 5-minute resolution). The
- * same points in the same order give bit-identical verdicts, so the live path can replay a
+ * O(1) work per point, a fixed amount of memory per series whatever its length (one
+ * allocation of about 22 KB, sized for a weekly profile at 5-minute resolution). The same
+ * points in the same order give bit-identical verdicts, so the live path can replay a
  * series' stored history and then score the new points.
  *
  * How a point is scored (details in detector.c):
- *  - three forecasters run side by side: a robust level (no seasonality), and level plus a
- *    time-of-day profile, and level plus a time-of-week profile, the profiles keyed on the
- *    timestamp (so gaps and irregular steps are fine). Updates are clipped to a few spreads,
- *    so one spike or outage does not poison the baselines; the one with the smallest recent
- *    error decides the expected value and the band;
- *  - the forecast error, in units of the robust spread, is turned into a surprise (a
- *    negative log tail probability) over one point and over a short run of points (level
- *    shifts, drops to zero), relative to how surprising this series usually is;
- *  - once a point alerts, the following points of the same episode are damped for a while:
- *    the score says "a new anomaly starts here", which is what NAB rewards and what an
- *    incident needs; the band and expected value are not affected.
- *  - counts (every value a non-negative integer so far) get a Poisson floor on the spread,
- *    so 0 → 1 wiggles of a low-volume series do not alert.
+ *  - three forecasters run side by side: a robust level (no seasonality), a time-of-day
+ *    profile and a time-of-week profile, each profile plus a fast level of deviation from it
+ *    (trend, level shift). Slots are keyed on the timestamp, so gaps and irregular steps are
+ *    fine. Learning clips errors to a few spreads unless they persist, so a spike or an
+ *    outage does not poison the baselines while a real level shift is taken in; the
+ *    forecaster with the best recent error likelihood decides the expected value and band;
+ *  - the error, in spreads, becomes a surprise (decades of improbability) over one point and
+ *    over a short run of points (level shifts, drops to zero); the score is how rare that
+ *    surprise is for this series (a decaying histogram of its past surprises), so a
+ *    heavy-tailed series must do something unusual *for it* to alert;
+ *  - once a point alerts, the points of the next damp_seconds score 0 unless they beat it:
+ *    the score says "a new anomaly starts here" (what NAB rewards and an incident needs);
+ *    verdict.raw keeps the undamped score; the band and expected value are not affected;
+ *  - counts (every value so far a non-negative integer) get a Poisson floor on the spread,
+ *    so 0 -> 1 wiggles of a low-volume series do not alert.
  *
  * Timestamps are int64 seconds (UTC). Points must come in non-decreasing time order; a point
  * older than the previous one is scored but not learnt (see bp_detector_update).
@@ -50,6 +52,7 @@ typedef struct st_bp_detector_params_t {
     double run_alpha;       /* EWMA weight of the short run of errors (level shifts) */
     double surprise_alpha;  /* decay per point of the histogram of the series' surprises */
     double surprise_prior;  /* weight (points) of the ideal model's surprises in it */
+    double surprise_cap;    /* a surprise of this many decades (~ 2.3 x spreads) always alerts */
     double seasonal_margin; /* a seasonal forecaster decides only when its cost is lower by this */
     double select_alpha;    /* EWMA weight of the cost (error log-likelihood) that picks the forecaster */
     int slot_boot;          /* visits of a profile slot learnt as a plain mean, unclipped */
@@ -76,7 +79,7 @@ typedef struct st_bp_verdict_t {
 bp_detector_params_t bp_detector_params_default(void);
 
 /* A new detector with no history. p NULL means the defaults; p is copied. Returns NULL when
- * out of memory or when p is out of range (an alpha outside (0, 1], learning_points < 2).
+ * out of memory or when p is out of range (an alpha outside (0, 1], a count or width <= 0).
  * Free with bp_detector_free. */
 bp_detector_t *bp_detector_new(const bp_detector_params_t *p);
 

@@ -5,6 +5,7 @@
  *                                          GET /incidents?status=&metric=&limit=,
  *                                          POST /incidents/<id>/ack
  *   bizpulse-detect score --csv FILE|-     timestamp,value rows in; timestamp,value,anomaly_score out
+ *   bizpulse-detect backtest --metric M --from T1 --to T2   incidents detection would have opened
  *   bizpulse-detect migrate                apply schema migrations and exit
  */
 #include <stdio.h>
@@ -12,12 +13,14 @@
 #include <string.h>
 
 #include "app.h"
+#include "backtest.h"
 #include "cloudevents.h"
 #include "detect.h"
 #include "incidents_api.h"
 #include "log.h"
 #include "metrics.h"
 #include "score_csv.h"
+#include "timefmt.h"
 
 static void handle_event(void *wctx, const bp_http_request_t *req, bp_http_response_t *res)
 {
@@ -54,6 +57,47 @@ static const bp_http_route_t routes[] = {
     {"POST", "/incidents/", "incident_ack", bp_incidents_ack},
 };
 
+static int cmd_backtest(bp_app_t *app, int argc, char **argv, bp_err_t *err)
+{
+    const char *metric = NULL, *from_s = NULL, *to_s = NULL;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--metric") == 0)
+            metric = argv[i + 1];
+        else if (strcmp(argv[i], "--from") == 0)
+            from_s = argv[i + 1];
+        else if (strcmp(argv[i], "--to") == 0)
+            to_s = argv[i + 1];
+        else
+            return bp_err_set(err, BP_EINVAL, "unknown option '%s' (--metric, --from, --to)", argv[i]);
+    }
+    const bp_metric_t *m = bp_config_find(app->config, metric);
+    if (m == NULL)
+        return bp_err_set(err, BP_EINVAL, "--metric '%s' is not in %s", metric ? metric : "", app->config->path);
+    bp_detect_options_t opts;
+    int64_t from, to;
+    bp_err_t e;
+    int rc = bp_detect_options_from_env(&opts, err);
+    if (rc == 0 && (from_s == NULL || bp_time_parse_rel(from_s, opts.now, &from, &e) != 0))
+        rc = bp_err_set(err, BP_EINVAL, "--from: %s", from_s ? e.msg : "required (RFC 3339 or -7d)");
+    if (rc == 0 && (to_s == NULL || bp_time_parse_rel(to_s, opts.now, &to, &e) != 0))
+        rc = bp_err_set(err, BP_EINVAL, "--to: %s", to_s ? e.msg : "required (RFC 3339 or now)");
+    if (rc != 0)
+        return rc;
+    bp_worker_t *w = bp_worker_new(app, err);
+    if (w == NULL)
+        return err->code;
+    bp_buf_t out;
+    bp_buf_init(&out, 16u << 20);
+    rc = bp_db_connect_wait(w->db, 10000, err);
+    if (rc == 0)
+        rc = bp_backtest_run(w, m, from, to, &opts, &out, err);
+    if (rc == 0)
+        printf("%s\n", out.base);
+    bp_buf_free(&out);
+    bp_worker_free(w);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "serve";
@@ -72,14 +116,16 @@ int main(int argc, char **argv)
             return 2;
         }
         rc = bp_score_csv(argv[3], stdout, &err);
-    } else if (strcmp(cmd, "serve") == 0) {
+    } else if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "backtest") == 0) {
         bp_app_t app;
         rc = bp_app_init(&app, "detect", &err);
-        if (rc == 0)
+        if (rc == 0 && strcmp(cmd, "backtest") == 0)
+            rc = cmd_backtest(&app, argc, argv, &err);
+        else if (rc == 0)
             rc = bp_app_serve(&app, routes, sizeof(routes) / sizeof(routes[0]), &err);
         bp_app_free(&app);
     } else {
-        fprintf(stderr, "usage: bizpulse-detect [serve|score --csv FILE|-|migrate]\n");
+        fprintf(stderr, "usage: bizpulse-detect [serve|score --csv FILE|-|backtest --metric M --from T1 --to T2|migrate]\n");
         return 2;
     }
     bp_metrics_free();

@@ -1,0 +1,269 @@
+/*
+ * Unit tests of the streaming detector (functions/detect/detector.c, included for its
+ * statics) on synthetic series with known truth. "Alerts" means a score at or above the
+ * default alert_score, the level where the detector itself starts damping.
+ */
+#include "../../../functions/detect/detector.c"
+
+#include "../test.h"
+
+#define STEP 300 /* 5-minute points */
+#define DAY_POINTS 288
+#define T0 1700006400 /* a midnight, UTC */
+
+/* A deterministic noise in [-1, 1) (a fixed LCG: every run sees the same series). */
+static double noise(uint32_t *state)
+{
+    *state = *state * 1664525u + 1013904223u;
+    return (double)(*state >> 8) / (double)(1u << 23) - 1.0;
+}
+
+/* A business-like daily rhythm: 100 at 03:00 (the nightly dip), 1000 at 15:00. */
+static double daily(int64_t ts)
+{
+    double h = (double)((ts % 86400 + 86400) % 86400) / 3600.0;
+    return 550 - 450 * cos((h - 3) / 24 * 2 * M_PI);
+}
+
+static int64_t at(int i)
+{
+    return T0 + (int64_t)i * STEP;
+}
+
+static double alert_level(void)
+{
+    return bp_detector_params_default().alert_score;
+}
+
+static void a_flat_noisy_series_produces_no_alert(void)
+{
+    bp_detector_t *d = bp_detector_new(NULL);
+    uint32_t rng = 1;
+    bp_verdict_t v;
+    double max_score = 0;
+    for (int i = 0; i < 7 * DAY_POINTS; i++) {
+        bp_detector_update(d, at(i), 50 + noise(&rng), &v);
+        max_score = fmax(max_score, v.score);
+    }
+    CHECK(max_score < alert_level());
+    bp_detector_free(d);
+}
+
+static void a_constant_series_produces_no_alert_and_a_tight_band(void)
+{
+    bp_detector_t *d = bp_detector_new(NULL);
+    bp_verdict_t v;
+    double max_score = 0;
+    for (int i = 0; i < 3 * DAY_POINTS; i++) {
+        bp_detector_update(d, at(i), 45.5, &v);
+        max_score = fmax(max_score, v.score);
+    }
+    CHECK(max_score == 0);
+    CHECK_NEAR(v.expected, 45.5, 1e-9);
+    CHECK(v.lower <= 45.5 && v.upper >= 45.5 && v.upper - v.lower < 0.01);
+    bp_detector_free(d);
+}
+
+static void a_spike_is_caught(void)
+{
+    bp_detector_t *d = bp_detector_new(NULL);
+    uint32_t rng = 2;
+    bp_verdict_t v;
+    for (int i = 0; i < 3 * DAY_POINTS; i++)
+        bp_detector_update(d, at(i), 50 + noise(&rng), &v);
+    bp_detector_update(d, at(3 * DAY_POINTS), 65, &v);
+    CHECK(v.score >= alert_level());
+    CHECK(v.upper < 65);
+    CHECK_NEAR(v.expected, 50, 1);
+    bp_detector_free(d);
+}
+
+static void a_drop_to_zero_of_a_busy_series_is_caught_at_once(void)
+{
+    bp_detector_t *d = bp_detector_new(NULL);
+    uint32_t rng = 3;
+    bp_verdict_t v;
+    for (int i = 0; i < 3 * DAY_POINTS; i++)
+        bp_detector_update(d, at(i), floor(2000 + 40 * noise(&rng)), &v);
+    bp_detector_update(d, at(3 * DAY_POINTS), 0, &v);
+    CHECK(v.score >= alert_level());
+    bp_detector_free(d);
+}
+
+/* One week of rhythm with 5% noise, then the level drops by 30% and stays there: caught
+ * within a few points, and only the first point of the episode keeps a high score. */
+static void a_sustained_30_percent_drop_in_a_daily_series_is_caught_within_a_few_points(void)
+{
+    bp_detector_t *d = bp_detector_new(NULL);
+    uint32_t rng = 4;
+    bp_verdict_t v;
+    int start = 7 * DAY_POINTS + 12 * 12; /* day 8, noon */
+    for (int i = 0; i < start; i++)
+        bp_detector_update(d, at(i), daily(at(i)) * (1 + 0.05 * noise(&rng)), &v);
+    int caught_after = -1, alerts = 0;
+    for (int i = start; i < start + DAY_POINTS; i++) {
+        bp_detector_update(d, at(i), 0.7 * daily(at(i)) * (1 + 0.05 * noise(&rng)), &v);
+        if (v.score >= alert_level()) {
+            alerts++;
+            if (caught_after < 0)
+                caught_after = i - start;
+        }
+    }
+    printf("# 30%% drop caught after %d points, %d alerting points\n", caught_after, alerts);
+    CHECK(caught_after >= 0 && caught_after <= 3);
+    CHECK(alerts <= 3);
+    bp_detector_free(d);
+}
+
+/* The nightly dip is 10% of the afternoon peak: after two days of learning it is expected,
+ * and the daily profile is what decides. */
+static void the_nightly_dip_of_a_seasonal_series_is_not_flagged_after_two_days(void)
+{
+    bp_detector_t *d = bp_detector_new(NULL);
+    uint32_t rng = 5;
+    bp_verdict_t v;
+    double max_score = 0;
+    int daily_method = 0, n = 0;
+    for (int i = 0; i < 9 * DAY_POINTS; i++) {
+        bp_detector_update(d, at(i), daily(at(i)) * (1 + 0.05 * noise(&rng)), &v);
+        if (i >= 2 * DAY_POINTS) {
+            max_score = fmax(max_score, v.score);
+            daily_method += strcmp(v.method, "daily") == 0 || strcmp(v.method, "weekly") == 0;
+            n++;
+        }
+    }
+    CHECK(max_score < alert_level());
+    CHECK(daily_method > n * 9 / 10);
+    bp_detector_free(d);
+}
+
+static void learning_is_reported_at_the_start(void)
+{
+    bp_detector_params_t p = bp_detector_params_default();
+    bp_detector_t *d = bp_detector_new(&p);
+    bp_verdict_t v;
+    bp_detector_update(d, at(0), 10, &v);
+    CHECK(v.learning);
+    CHECK_STR(v.method, "learning");
+    CHECK(v.score == 0);
+    CHECK_NEAR(v.expected, 10, 1e-12);
+    for (int i = 1; i < p.learning_points; i++) {
+        bp_detector_update(d, at(i), i % 2 ? 1000 : -1000, &v); /* wild, but learning */
+        CHECK(v.learning && v.score == 0);
+    }
+    bp_detector_update(d, at(p.learning_points), 0, &v);
+    CHECK(!v.learning);
+    CHECK(strcmp(v.method, "learning") != 0);
+    CHECK_INT(bp_detector_points(d), p.learning_points + 1);
+    bp_detector_free(d);
+}
+
+static void bands_contain_typical_points(void)
+{
+    bp_detector_t *d = bp_detector_new(NULL);
+    uint32_t rng = 6;
+    bp_verdict_t v;
+    int inside = 0, n = 0;
+    for (int i = 0; i < 9 * DAY_POINTS; i++) {
+        double x = daily(at(i)) * (1 + 0.05 * noise(&rng));
+        bp_detector_update(d, at(i), x, &v);
+        CHECK(v.lower <= v.expected && v.expected <= v.upper);
+        if (i >= 3 * DAY_POINTS) {
+            inside += v.lower <= x && x <= v.upper;
+            n++;
+        }
+    }
+    printf("# %d of %d typical points inside the band\n", inside, n);
+    CHECK(inside >= n * 95 / 100);
+    bp_detector_free(d);
+}
+
+static void the_same_points_give_the_same_verdicts(void)
+{
+    bp_detector_t *a = bp_detector_new(NULL), *b = bp_detector_new(NULL);
+    uint32_t rng = 7;
+    int same = 1;
+    for (int i = 0; i < 4 * DAY_POINTS; i++) {
+        double x = daily(at(i)) * (1 + 0.2 * noise(&rng)) + (i % 500 == 0 ? 3000 : 0);
+        bp_verdict_t va, vb;
+        bp_detector_update(a, at(i), x, &va);
+        bp_detector_update(b, at(i), x, &vb);
+        same &= va.score == vb.score && va.raw == vb.raw && va.expected == vb.expected &&
+                va.lower == vb.lower && va.upper == vb.upper && va.learning == vb.learning &&
+                strcmp(va.method, vb.method) == 0;
+    }
+    CHECK(same);
+    bp_detector_free(a);
+    bp_detector_free(b);
+}
+
+static void low_count_wiggles_do_not_alert(void)
+{
+    bp_detector_t *d = bp_detector_new(NULL);
+    uint32_t rng = 8;
+    bp_verdict_t v;
+    double max_score = 0;
+    for (int i = 0; i < 7 * DAY_POINTS; i++) {
+        double u = noise(&rng);
+        bp_detector_update(d, at(i), u > 0.9 ? 2 : u > 0.4 ? 1 : 0, &v);
+        max_score = fmax(max_score, v.score);
+    }
+    CHECK(max_score < alert_level());
+    CHECK(v.lower >= 0);
+    bp_detector_free(d);
+}
+
+static void gaps_irregular_steps_and_bad_values_are_survived(void)
+{
+    bp_detector_t *d = bp_detector_new(NULL);
+    uint32_t rng = 9;
+    bp_verdict_t v;
+    int64_t ts = T0;
+    int finite = 1;
+    for (int i = 0; i < 4 * DAY_POINTS; i++) {
+        ts += i == 2 * DAY_POINTS ? 86400 : 60 + (int64_t)(240 * (noise(&rng) + 1));
+        bp_detector_update(d, ts, i == 100 ? NAN : daily(ts), &v);
+        finite &= isfinite(v.score) && isfinite(v.expected) && isfinite(v.lower) && isfinite(v.upper);
+        CHECK(v.score >= 0 && v.score <= 1);
+    }
+    CHECK(finite);
+    uint64_t n = bp_detector_points(d);
+    CHECK_INT(n, 4 * DAY_POINTS - 1);            /* the NaN was not learnt */
+    bp_detector_update(d, ts - 3600, 1e300, &v); /* out of order: scored, not learnt */
+    CHECK(v.score >= 0 && v.score <= 1);
+    CHECK_INT(bp_detector_points(d), n);
+    bp_detector_update(d, ts + 300, -1e308, &v); /* absurd, but finite arithmetic */
+    CHECK(v.score >= 0 && v.score <= 1);
+    bp_detector_free(d);
+}
+
+static void out_of_range_params_are_refused(void)
+{
+    bp_detector_params_t p = bp_detector_params_default();
+    p.level_alpha = 0;
+    CHECK(bp_detector_new(&p) == NULL);
+    p = bp_detector_params_default();
+    p.learning_points = 1;
+    CHECK(bp_detector_new(&p) == NULL);
+    p = bp_detector_params_default();
+    p.surprise_alpha = 1;
+    CHECK(bp_detector_new(&p) == NULL);
+    bp_detector_free(NULL);
+}
+
+int main(void)
+{
+    RUN(a_flat_noisy_series_produces_no_alert);
+    RUN(a_constant_series_produces_no_alert_and_a_tight_band);
+    RUN(a_spike_is_caught);
+    RUN(a_drop_to_zero_of_a_busy_series_is_caught_at_once);
+    RUN(a_sustained_30_percent_drop_in_a_daily_series_is_caught_within_a_few_points);
+    RUN(the_nightly_dip_of_a_seasonal_series_is_not_flagged_after_two_days);
+    RUN(learning_is_reported_at_the_start);
+    RUN(bands_contain_typical_points);
+    RUN(the_same_points_give_the_same_verdicts);
+    RUN(low_count_wiggles_do_not_alert);
+    RUN(gaps_irregular_steps_and_bad_values_are_survived);
+    RUN(out_of_range_params_are_refused);
+    TEST_DONE();
+}
