@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import random
+import subprocess
 
 import harness
 from harness import rfc3339
@@ -78,6 +79,17 @@ class RootCause(harness.TestCase):
         self.assertEqual(float(den), 1200.0)
         started = self.db.value("SELECT extract(epoch FROM started_at)::bigint FROM incidents")
         self.assertEqual(int(started), int((end - datetime.timedelta(minutes=DROP)).timestamp()))
+        # The backtest over the stored history finds the same episode, and only it.
+        proc = subprocess.run([harness.binary("detect"), "backtest", "--metric", "registration_success_rate",
+                               "--from", rfc3339(end - datetime.timedelta(minutes=MINUTES)), "--to", rfc3339(end)],
+                              env=detect.env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        report = json.loads(proc.stdout.strip().splitlines()[-1])
+        self.assertEqual(report["method"], "ratio")
+        self.assertEqual([i["started"] for i in report["incidents"]], [rfc3339(end - datetime.timedelta(minutes=DROP))])
+        self.assertIsNone(report["incidents"][0]["ended"])
+        self.assertEqual(report["points"], MINUTES)
+        self.assertGreater(report["incidents_per_week"], 0)
 
     def test_a_30_percent_dip_over_20_attempts_is_noise(self):
         end = harness.last_closed_minute()
