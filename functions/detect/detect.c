@@ -155,12 +155,13 @@ static int store(bp_db_t *db, const char *metric, const char *method, const bp_p
 }
 
 int bp_detect_score_range(bp_db_t *db, const bp_metric_t *m, int method_id, double z_alert,
-                        const bp_detect_range_t *r, bp_point_t **out, size_t **hist_n, size_t *n, bp_point_t *prior,
-                        size_t *nprior, bp_err_t *err)
+                          const bp_detect_range_t *r, bp_point_t **out, size_t **hist_n, size_t *n,
+                          bp_point_t *prior, size_t *nprior, bp_err_t *err)
 {
     bp_method_t method = (bp_method_t)method_id;
     char s_from[24], s_to[24];
-    snprintf(s_from, sizeof(s_from), "%" PRId64, r->from - (int64_t)bp_score_history(method) * m->interval_s);
+    snprintf(s_from, sizeof(s_from), "%" PRId64,
+             r->from - (int64_t)bp_score_history(method, m->interval_s) * m->interval_s);
     snprintf(s_to, sizeof(s_to), "%" PRId64, r->to);
     const char *p[] = {m->name, s_from, s_to};
     PGresult *res = NULL;
@@ -200,7 +201,10 @@ int bp_detect_score_range(bp_db_t *db, const bp_metric_t *m, int method_id, doub
                                                      bp_db_text(res, (int)i, "scored")[0] == 't',
                                           .anomaly = bp_db_text(res, (int)i, "is_anomaly")[0] == 't'};
     bp_series_t series = {.ts = ts, .value = values, .num = num, .den = den, .n = rows};
-    bp_score_series(method, &series, first, z_alert, pts, hn);
+    if (bp_score_series(method, &series, first, z_alert, pts, hn) != 0) {
+        rc = bp_err_set(err, BP_ENOMEM, "out of memory scoring the window");
+        goto out;
+    }
     *out = pts;
     *hist_n = hn;
     *n = rows - first;
@@ -263,8 +267,8 @@ int bp_detect_handle(bp_worker_t *w, const bp_ce_t *ev, const bp_detect_options_
         goto out;
     }
     if ((rc = bp_db_query(w->db, &lock_sql, name, NULL, err)) != 0 ||
-        (rc = bp_detect_score_range(w->db, m, method, opts->z_alert, &range, &pts, &hist_n, &n, prior, &nprior, err)) !=
-            0 ||
+        (rc = bp_detect_score_range(w->db, m, method, opts->z_alert, &range, &pts, &hist_n, &n, prior,
+                                    &nprior, err)) != 0 ||
         (n > 0 && (rc = store(w->db, m->name, bp_score_method_name(method), pts, hist_n, n, err)) != 0) ||
         (rc = bp_incident_apply(w->db, m, prior, nprior, pts, n, opts, &change, err)) != 0 ||
         (rc = bp_db_commit(w->db, err)) != 0)

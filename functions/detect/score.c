@@ -3,6 +3,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "detector.h"
+#include "err.h"
 #include "ratio.h"
 #include "sigma3.h"
 
@@ -13,10 +15,14 @@ int bp_score_method(const bp_metric_t *m, bp_method_t *out)
         *out = BP_METHOD_SIGMA3;
     else if (strcmp(name, "ratio") == 0 && m->kind == BP_KIND_RATIO)
         *out = BP_METHOD_RATIO;
+    else if (strcmp(name, "seasonal") == 0)
+        *out = BP_METHOD_SEASONAL;
+    else if (strcmp(name, "sigma3+poisson") == 0)
+        *out = BP_METHOD_AUTO_COUNT;
     else if (strcmp(name, "auto") == 0)
         *out = m->kind == BP_KIND_RATIO   ? BP_METHOD_RATIO
                : m->kind == BP_KIND_COUNT ? BP_METHOD_AUTO_COUNT
-                                          : BP_METHOD_AUTO;
+                                          : BP_METHOD_SIGMA3;
     else
         return -1;
     return 0;
@@ -31,14 +37,48 @@ const char *bp_score_method_name(bp_method_t method)
         return "ratio";
     case BP_METHOD_AUTO_COUNT:
         return "sigma3+poisson";
+    case BP_METHOD_SEASONAL:
+        return "seasonal";
     default:
         return "sigma3";
     }
 }
 
-size_t bp_score_history(bp_method_t method)
+size_t bp_score_history(bp_method_t method, int interval_s)
 {
+    if (method == BP_METHOD_SEASONAL)
+        return (size_t)(BP_SCORE_SEASONAL_DAYS * 86400 / interval_s);
     return method == BP_METHOD_RATIO ? BP_RATIO_WINDOW : BP_SIGMA3_WINDOW;
+}
+
+/* Replays the history through a fresh detector, then scores the points from `first`. An
+ * anomaly is a value outside the detector's band: its score is tuned for NAB (one alert per
+ * anomaly window), while an incident needs every anomalous point of an episode. */
+static int score_seasonal(const bp_series_t *s, size_t first, bp_point_t *out, size_t *hist_n)
+{
+    bp_detector_params_t prm = bp_detector_params_default();
+    bp_detector_t *d = bp_detector_new(&prm);
+    if (d == NULL)
+        return BP_ENOMEM;
+    bp_verdict_t v;
+    for (size_t i = 0; i < s->n; i++) {
+        bp_detector_update(d, s->ts[i], s->value[i], &v);
+        if (i < first)
+            continue;
+        bp_point_t *p = &out[i - first];
+        bool has = !isnan(s->value[i]);
+        *p = (bp_point_t){.ts = s->ts[i],
+                          .value = s->value[i],
+                          .verdict = has && !v.learning,
+                          .anomaly = has && !v.learning && (s->value[i] < v.lower || s->value[i] > v.upper),
+                          .expected = v.expected,
+                          .lower = v.lower,
+                          .upper = v.upper,
+                          .score = v.raw};
+        hist_n[i - first] = (size_t)bp_detector_points(d) - 1;
+    }
+    bp_detector_free(d);
+    return 0;
 }
 
 /* The values before index i that have one (ratios can be NULL), last `max` of them, into buf. */
@@ -52,9 +92,11 @@ static size_t history(const bp_series_t *s, size_t i, size_t max, double *buf)
     return k;
 }
 
-void bp_score_series(bp_method_t method, const bp_series_t *s, size_t first, double z_alert, bp_point_t *out,
-                     size_t *hist_n)
+int bp_score_series(bp_method_t method, const bp_series_t *s, size_t first, double z_alert, bp_point_t *out,
+                    size_t *hist_n)
 {
+    if (method == BP_METHOD_SEASONAL)
+        return score_seasonal(s, first, out, hist_n);
     double hist[BP_SIGMA3_WINDOW];
     for (size_t i = first; i < s->n; i++) {
         bp_point_t *p = &out[i - first];
@@ -100,4 +142,5 @@ void bp_score_series(bp_method_t method, const bp_series_t *s, size_t first, dou
                 p->upper = r.mean + floor;
         }
     }
+    return 0;
 }

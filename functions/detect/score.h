@@ -3,8 +3,13 @@
  * live detection (detect.c), `score --csv` and backtests. Methods (metrics file "method"):
  *   "sigma3"  the original rule, bit-for-bit (sigma3.h);
  *   "ratio"   rate-aware, weighted by the denominator (ratio.h); "auto" for ratio metrics;
- *   "auto"    for count/sum/distinct metrics: the 3σ rule plus a Poisson noise floor for counts
- *             (a move smaller than the count's own noise, such as 0 → 1, is never an anomaly).
+ *   "sigma3+poisson" the 3σ rule plus a Poisson noise floor (a move smaller than the count's
+ *             own noise, such as 0 → 1, is never an anomaly); "auto" for count metrics, and
+ *             "auto" is the plain 3σ rule for sum and distinct metrics;
+ *   "seasonal" (opt-in, experimental) the streaming detector of `score --csv` (detector.h):
+ *             time-of-day / day-of-week baselines; a point outside its band is anomalous. It
+ *             replays BP_SCORE_SEASONAL_DAYS of stored history first. Not the default yet: its
+ *             band is tuned on NAB and flags a few percent of ordinary points.
  * Pure functions over arrays: thread-safe.
  */
 #ifndef BP_SCORE_H
@@ -30,20 +35,23 @@ typedef enum {
     BP_METHOD_SIGMA3,
     BP_METHOD_RATIO,
     BP_METHOD_AUTO_COUNT, /* 3σ + Poisson floor */
-    BP_METHOD_AUTO,       /* 3σ (sum, distinct) */
+    BP_METHOD_SEASONAL,   /* detector.h */
 } bp_method_t;
+
+#define BP_SCORE_SEASONAL_DAYS 8
 
 /* The method for m, or BP_EINVAL-like -1 when m->method names none (checked at startup). */
 int bp_score_method(const bp_metric_t *m, bp_method_t *out);
 
 const char *bp_score_method_name(bp_method_t method);
 
-/* Points of history the method needs before the first scored point. */
-size_t bp_score_history(bp_method_t method);
+/* Points of history the method needs before the first scored point, for a metric with this
+ * interval. */
+size_t bp_score_history(bp_method_t method, int interval_s);
 
 /* Scores s->...[first..n) against everything before each point; writes n − first points to out
- * and, in hist_n, how many history points each verdict rested on. */
-void bp_score_series(bp_method_t method, const bp_series_t *s, size_t first, double z_alert, bp_point_t *out,
-                     size_t *hist_n);
+ * and, in hist_n, how many history points each verdict rested on. Returns 0 or BP_ENOMEM. */
+int bp_score_series(bp_method_t method, const bp_series_t *s, size_t first, double z_alert, bp_point_t *out,
+                    size_t *hist_n);
 
 #endif
