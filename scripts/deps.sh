@@ -8,7 +8,7 @@ packages=(
   libh2o-evloop-dev libpq-dev libcjson-dev libcairo2-dev libhpdf-dev
   libcurl4-openssl-dev libpng-dev zlib1g-dev
   postgresql-15 postgresql-client-15
-  python3 python3-aiosmtpd curl
+  python3 python3-aiosmtpd python3-matplotlib curl
   poppler-utils qpdf fonts-dejavu-core fonts-wqy-zenhei
 )
 

@@ -480,6 +480,72 @@ def explain(args, res):
     res["explain"] = summary
 
 
+def upsert_params(m, f, t):
+    """The upsert's 16 parameters for metric m (a metrics-file object) over [f, t), as SQL literals,
+    the way aggregate.c fills them (agg_sql.h)."""
+    def lit(x):
+        return "NULL" if x is None else "'" + str(x).replace("'", "''") + "'"
+    if m["kind"] == "ratio":
+        a, b = m["numerator"], m["denominator"]
+        types = sorted({a["event_type"], b["event_type"]})
+    else:
+        a, b = m, {}
+        types = [m["event_type"]]
+    fj = lambda sel: json.dumps(sel["filter"], separators=(",", ":")) if sel.get("filter") else None
+    dims = m.get("dimensions", []) + [None] * (4 - len(m.get("dimensions", [])))
+    return [lit(m["name"]), lit(f), lit(t), "'60'", lit("{" + ",".join(types) + "}"), lit(fj(a)), lit(a["event_type"]),
+            lit(fj(b) if b else None), lit(b.get("event_type")), lit(m.get("field"))] + [lit(d) for d in dims] + [
+        "NULL", "'{}'"], types
+
+
+def explain_metrics(args, res):
+    """Each of the 20 metrics alone, against the floor for the same rows: a 1-day catch-up batch
+    (its rows deleted first inside the transaction, so the upsert inserts as a catch-up does) and
+    a steady tick's window (rows present, only changes written). Custom plan, jit off (the
+    figures without JIT compilation), EXPLAIN (ANALYZE, TIMING OFF) so instrumentation stays
+    cheap, the second of two runs in one session (warm caches); the plans go to
+    explain_metrics.txt."""
+    log("each metric alone vs the floor for its rows (1-day batch, tick window)")
+    with open(os.path.join(HERE, "metrics-20.json")) as fh:
+        metrics = json.load(fh)["metrics"]
+    day_from = (res["load_to"] - 4 * DAY) // 60 * 60
+    day_to = day_from + DAY
+    tick_to = (res["load_to"] - 3 * DAY) // 60 * 60
+    tick_from = tick_to - 60 - LATENESS
+    out, rows = [], []
+    for m in metrics:
+        kind, dims = m["kind"], 1 if m.get("dimensions") else 0
+        sql = subprocess.run([args.print_sql, kind, str(dims)], capture_output=True, text=True, check=True).stdout
+        r = {"metric": m["name"], "kind": kind + ("+dims" if dims else "")}
+        for label, f, t, fresh, reps in (("day", day_from, day_to, True, 3), ("tick", tick_from, tick_to, False, 11)):
+            params, types = upsert_params(m, f, t)
+            delete = (f"DELETE FROM aggregated_metrics WHERE metric_name = {params[0]}"
+                      f" AND metric_timestamp >= to_timestamp({f}) AND metric_timestamp < to_timestamp({t});") if fresh else ""
+            # twice in one session, the second one counts: warm catalog caches, as in a server
+            once = f"""BEGIN; {delete}
+                EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) EXECUTE s({', '.join(params)});
+                ROLLBACK;"""
+            plan_rows = psql(f"""SET jit = off; SET plan_cache_mode = force_custom_plan;
+                PREPARE s AS {sql};
+                {once}
+                SELECT '--mark--';
+                {once}""")
+            plan_rows = plan_rows[max(i for i, x in enumerate(plan_rows) if x[0] == "--mark--") + 1:]
+            plan = "\n".join(x[0] for x in plan_rows)
+            out.append(f"===== {m['name']} ({r['kind']}), {label} [{f}, {t}), fresh insert: {fresh}\n{plan}\n")
+            ex = re.search(r"Execution Time: ([\d.]+) ms", plan)
+            pl = re.search(r"Planning Time: ([\d.]+) ms", plan)
+            ins = re.search(r"Tuples Inserted: (\d+)", plan)
+            r[label + "_ms"] = float(ex.group(1)) + (float(pl.group(1)) if pl else 0.0)
+            r[label + "_index"] = INDEX in plan
+            r[label + "_inserted"] = int(ins.group(1)) if ins else 0
+            r[label + "_events"] = count_rows(f, t, types)
+            r[label + "_floor_ms"] = time_server(floor_query(f, t, types), reps, "SET jit = off;")
+        rows.append(r)
+    detail("explain_metrics.txt", "\n".join(out))
+    res["per_metric"] = rows
+
+
 # ---------------------------------------------------------------------------------------------
 # The original algorithm
 
@@ -581,15 +647,17 @@ def report(args, res, machine):
             c = res.get(f"catchup_{n}_{v}")
             if c:
                 wal_rows.append((f"bizpulse catch-up, {n} metric(s) [{v}]", fmt_bytes(c["wal_per_event"]),
-                                 fmt_bytes(c["wal"]), f"{res['orig_catchup_wal_per_event'] / max(c['wal_per_event'], 1e-9):,.0f}× less than the original"))
+                                 fmt_bytes(c["wal"]), vs_original(res["orig_catchup_wal_per_event"], c["wal_per_event"])
+                                 + ("; reference design ~10 B" if n == 20 else "")))
     for n in (1, 20):
         for v in args.variants:
             t = res.get(f"tick_{n}_{v}_http")
             if t:
                 wal_rows.append((f"bizpulse steady tick, {n} metric(s) [{v}] (per new event)", fmt_bytes(t["wal_per_new_event"]),
-                                 f"{fmt_bytes(t['wal'])} per tick", ""))
+                                 f"{fmt_bytes(t['wal'])} per tick", vs_original(res["orig_tick_wal_per_event"],
+                                                                                t["wal_per_new_event"])))
     wal_rows.append(("original one-minute tick", fmt_bytes(res["orig_tick_wal_per_event"]), "", ""))
-    wal_rows.append(("original catch-up", fmt_bytes(res["orig_catchup_wal_per_event"]), "", "(reference design ~10 B)"))
+    wal_rows.append(("original catch-up", fmt_bytes(res["orig_catchup_wal_per_event"]), "", ""))
     p(table(["WAL written", "per event", "total", "note"], wal_rows))
     p("")
     ex = [(e["metric"], e["window"], f"{e['plan']}, jit {e['jit']}", "yes" if e["index"] else "NO", e["nodes"],
@@ -597,8 +665,31 @@ def report(args, res, machine):
     p(f"EXPLAIN (ANALYZE, BUFFERS) of the upsert (full plans in {OUT}/explain.txt)")
     p(table(["metric", "window", "plan", f"uses {INDEX}", "business_events scan", "execution", "of which JIT"], ex))
     p("")
+    pm = []
+    tot = {"day_ms": 0.0, "day_floor_ms": 0.0, "tick_ms": 0.0, "tick_floor_ms": 0.0}
+    for r in res["per_metric"]:
+        for k in tot:
+            tot[k] += r[k]
+        pm.append((r["metric"], r["kind"], f"{r['day_events']:,}", fmt_ms(r["day_ms"]), fmt_ms(r["day_floor_ms"]),
+                   f"{r['day_ms'] / r['day_floor_ms']:.1f}×", f"{r['day_inserted']:,}",
+                   f"{r['day_ms'] * 1000 / max(r['day_events'], 1):.2f}", "yes" if r["day_index"] else "NO",
+                   f"{r['tick_events']:,}", fmt_ms(r["tick_ms"]), fmt_ms(r["tick_floor_ms"]),
+                   f"{r['tick_ms'] / r['tick_floor_ms']:.1f}×", "yes" if r["tick_index"] else "NO"))
+    pm.append(("all 20, one after another", "", "", fmt_ms(tot["day_ms"]), fmt_ms(tot["day_floor_ms"]),
+               f"{tot['day_ms'] / tot['day_floor_ms']:.1f}×", "", "", "", "", fmt_ms(tot["tick_ms"]),
+               fmt_ms(tot["tick_floor_ms"]), f"{tot['tick_ms'] / tot['tick_floor_ms']:.1f}×", ""))
+    p("Each metric's upsert alone vs the floor GROUP BY over the same rows (custom plan, jit off, planning included;"
+      " 1-day batch inserting fresh rows as a catch-up does; tick window = lateness + 1 minute, rows present)")
+    p(table(["metric", "kind", "events/day", "1-day upsert", "floor", "×floor", "rows inserted", "µs/event",
+             "idx", "tick events", "tick upsert", "floor", "×floor", "idx"], pm))
+    p("")
     p(f"details (statements per kind, plans, raw tick JSON): {OUT}")
     return "\n".join(L)
+
+
+def vs_original(orig, ours):
+    r = orig / max(ours, 1e-9)
+    return f"{r:,.0f}× less than the original" if r >= 1 else f"{1 / r:.1f}× MORE than the original"
 
 
 def table(header, rows):
@@ -651,6 +742,7 @@ def main():
             steady(args, res, n, v, "http", st, args.piddir)
         steady(args, res, n, args.variants[0], "cli", st, args.piddir)
     explain(args, res)
+    explain_metrics(args, res)
     original(args, res)
     res["total_s"] = time.perf_counter() - t_start
     with open(os.path.join(OUT, "results.json"), "w") as f:

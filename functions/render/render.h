@@ -14,10 +14,13 @@
 #include <stdint.h>
 
 #include "app.h"
+#include "chart.h"
 #include "buf.h"
 #include "cloudevents.h"
 #include "err.h"
+#include "mail.h"
 #include "store.h"
+#include "tz.h"
 
 /* Longest chart range (the points query returns at most BP_STORE_MAX_POINTS). */
 #define BP_RENDER_MAX_SPAN (90 * 86400)
@@ -32,6 +35,11 @@ typedef struct st_bp_render_t {
     char report_dir[PATH_MAX]; /* absolute; exists */
     const char *public_url;    /* BIZPULSE_PUBLIC_URL (chart links in reports), or NULL */
     const char *token;         /* BIZPULSE_RENDER_TOKEN, or NULL: no bearer check */
+    bp_mail_config_t mail;     /* BIZPULSE_SMTP_*, BIZPULSE_MAIL_FROM; mail.url NULL: no email */
+    const char *mail_to;       /* BIZPULSE_MAIL_TO: recipients of every metric's reports, or NULL */
+    long mail_retry_ms;        /* BIZPULSE_MAIL_RETRY_MS: first retry delay, doubling to an hour */
+    long mail_max_attempts;    /* BIZPULSE_MAIL_MAX_ATTEMPTS: then the email is 'failed' */
+    long mail_lease_s;         /* a send not finished by then is taken over by another replica */
 } bp_render_t;
 
 /* What handling an incident event came to. */
@@ -51,8 +59,10 @@ typedef struct st_bp_render_result_t {
 } bp_render_result_t;
 
 /* Reads BIZPULSE_REPORT_DIR (default ./reports), creates it (and parents) when missing,
- * resolves it to an absolute path; reads BIZPULSE_PUBLIC_URL, BIZPULSE_RENDER_TOKEN; registers
- * render's Prometheus series. Returns 0 or BP_ECONFIG/BP_EIO with err. */
+ * resolves it to an absolute path; reads BIZPULSE_PUBLIC_URL, BIZPULSE_RENDER_TOKEN, the email
+ * settings (BIZPULSE_SMTP_URL, _USER, _PASSWORD, _STARTTLS, _TIMEOUT_MS, BIZPULSE_MAIL_FROM,
+ * _TO, _RETRY_MS, _MAX_ATTEMPTS); registers render's Prometheus series. Returns 0 or
+ * BP_ECONFIG/BP_EIO with err. */
 int bp_render_init(bp_render_t *r, bp_err_t *err);
 
 /* Parses a chart's from/to (RFC 3339 or relative like "-24h", relative to now). NULL or ""
@@ -61,11 +71,39 @@ int bp_render_init(bp_render_t *r, bp_err_t *err);
 int bp_render_parse_range(const char *from_s, const char *to_s, int64_t now, int64_t *from, int64_t *to,
                           bp_err_t *err);
 
-/* Appends the PNG chart of metric (its total series) over [from, to] to out, width x height
- * (0 = defaults). Returns 0 or BP_EDB/BP_EINVAL/BP_ETOOBIG/BP_ENOMEM/BP_EINTERNAL with err. Does
- * NOT check that the metric is declared: callers do (bp_config_find). */
-int bp_render_chart_png(bp_worker_t *w, const char *metric, int64_t from, int64_t to, int width, int height,
-                        bp_buf_t *out, bp_err_t *err);
+typedef enum {
+    BP_RENDER_PNG = 0,
+    BP_RENDER_SVG,
+} bp_render_format_t;
+
+/* One chart request, parameters already parsed and in range. Strings are the caller's. */
+typedef struct st_bp_render_chart_t {
+    const char *metric;
+    const char *series; /* NULL or "" is the metric's total */
+    int64_t from;
+    int64_t to;
+    const bp_tz_t *tz; /* NULL: UTC */
+    int width;         /* 0: default */
+    int height;        /* 0: default */
+    bp_chart_theme_t theme;
+    const char *title; /* NULL: "Metric Analysis: <metric>" (and the series when not the total) */
+    bp_render_format_t format;
+} bp_render_chart_t;
+
+/* Bumped when the picture changes for the same data, so cached charts are not reused. */
+#define BP_RENDER_LOOK_VERSION "render-2"
+
+/* The chart's ETag (a quoted strong validator, RFC 9110 §8.8.3) into etag (at least 24 bytes):
+ * a hash of every parameter and of bp_store_chart_version, so it is computed with one cheap
+ * query before anything is drawn and changes when the picture would. BP_EDB when the database
+ * is unreachable. */
+int bp_render_chart_etag(bp_worker_t *w, const bp_render_chart_t *q, char *etag, size_t etagsz,
+                         bp_err_t *err);
+
+/* Appends the chart (PNG or SVG) to out. Returns 0 or BP_EDB/BP_EINVAL/BP_ETOOBIG/BP_ENOMEM/
+ * BP_EINTERNAL with err. Does NOT check that the metric is declared: callers do
+ * (bp_config_find). */
+int bp_render_chart(bp_worker_t *w, const bp_render_chart_t *q, bp_buf_t *out, bp_err_t *err);
 
 /* Appends the PDF report of inc for state ("opened"/"resolved") to out: loads the points around
  * the incident and draws. Writes no file and records nothing. */
@@ -75,12 +113,18 @@ int bp_render_report_pdf(bp_worker_t *w, const bp_render_t *r, const bp_store_in
 /* Handles one decoded CloudEvent (DESIGN §5, §6 render). For incident.opened/resolved, in one
  * transaction: claims (source, id) in the inbox, loads the incident named by data.incident_id,
  * builds its report, writes report_dir/incident-<id>-<state>.pdf (temp file + rename) and
- * records it in incident_reports, then commits. Other types are IGNORED (no DB access).
- * Returns 0 with *res filled, or BP_EINVAL (bad data, unknown incident: never succeeds),
+ * records it in incident_reports, marks its email pending when there are recipients (the
+ * metric's and BIZPULSE_MAIL_TO) and SMTP is configured, then commits. Other types are IGNORED (no DB
+ * access). Returns 0 with *res filled, or BP_EINVAL (bad data, unknown incident: never succeeds),
  * BP_EDB/BP_EIO (retry later), BP_ENOMEM/BP_EINTERNAL; on failure the transaction is rolled
  * back, so a redelivery tries again. */
 int bp_render_handle_event(bp_worker_t *w, const bp_render_t *r, const bp_ce_t *ev, bp_render_result_t *res,
                            bp_err_t *err);
+
+/* The background step (bp_app_t.periodic): claims due emails, sends each (mail.h), records
+ * the outcome with backoff, and refreshes the bizpulse_render_emails{status} gauges. Errors
+ * are logged; nothing is returned. */
+void bp_render_periodic(bp_worker_t *w);
 
 /* Reads the latest stored report of incident id into out (its ceiling bounds the size).
  * BP_ENOTFOUND when none is recorded or its file is gone; BP_EDB, BP_EIO, BP_ETOOBIG. */

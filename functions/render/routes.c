@@ -11,6 +11,7 @@
 #include "log.h"
 #include "render.h"
 #include "timefmt.h"
+#include "tz.h"
 
 #define NAME_MAX_LEN 256
 #define PARAM_MAX 128
@@ -81,14 +82,52 @@ static void respond_failure(bp_http_response_t *res, const bp_err_t *err)
     bp_http_respond_err(res, err);
 }
 
+/* If-None-Match (RFC 9110 §13.1.2): "*" or a list of entity tags, compared weakly (a W/
+ * prefix is ignored). */
+static bool etag_matches(const char *header, const char *etag)
+{
+    if (header == NULL)
+        return false;
+    size_t elen = strlen(etag);
+    const char *p = header;
+    while (*p != '\0') {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (*p == '*')
+            return true;
+        if (strncmp(p, "W/", 2) == 0)
+            p += 2;
+        const char *end = p;
+        if (*end == '"') {
+            const char *close = strchr(end + 1, '"');
+            end = close != NULL ? close + 1 : end + strlen(end);
+        } else {
+            while (*end != '\0' && *end != ',')
+                end++;
+        }
+        if ((size_t)(end - p) == elen && strncmp(p, etag, elen) == 0)
+            return true;
+        p = end;
+    }
+    return false;
+}
+
+/* Relative times (-24h, now) count from the current minute, not second: a dashboard polling
+ * every few seconds then asks for the same range, gets the same ETag and a 304 until the next
+ * minute brings a new point anyway. */
+#define RELATIVE_QUANTUM_S 60
+
 void bp_render_route_chart(void *wctx, const bp_http_request_t *req, bp_http_response_t *res)
 {
     bp_worker_t *w = wctx;
     if (!authorized(w, req, res))
         return;
     char metric[NAME_MAX_LEN];
-    if (name_from_path(req->path, "/charts/", ".png", metric, sizeof(metric)) != 0) {
-        bp_http_respond_error(res, 404, "not_found", "charts are at /charts/<metric>.png");
+    bp_render_format_t format = BP_RENDER_PNG;
+    if (name_from_path(req->path, "/charts/", ".svg", metric, sizeof(metric)) == 0) {
+        format = BP_RENDER_SVG;
+    } else if (name_from_path(req->path, "/charts/", ".png", metric, sizeof(metric)) != 0) {
+        bp_http_respond_error(res, 404, "not_found", "charts are at /charts/<metric>.png or .svg");
         return;
     }
     const bp_metric_t *m = bp_config_find(w->app->config, metric);
@@ -96,23 +135,72 @@ void bp_render_route_chart(void *wctx, const bp_http_request_t *req, bp_http_res
         bp_http_respond_error(res, 404, "not_found", "unknown metric '%s'", metric);
         return;
     }
-    char from_s[PARAM_MAX], to_s[PARAM_MAX];
+    char from_s[PARAM_MAX], to_s[PARAM_MAX], series[NAME_MAX_LEN], tz_s[BP_TZ_NAME_MAX + 8], theme[16],
+        title[BP_CHART_TITLE_MAX + 1];
     int width = 0, height = 0;
     if (param(req, res, "from", from_s, sizeof(from_s)) != 0 ||
         param(req, res, "to", to_s, sizeof(to_s)) != 0 ||
+        param(req, res, "series", series, sizeof(series)) != 0 ||
+        param(req, res, "tz", tz_s, sizeof(tz_s)) != 0 ||
+        param(req, res, "theme", theme, sizeof(theme)) != 0 ||
+        param(req, res, "title", title, sizeof(title)) != 0 ||
         size_param(req, res, "width", BP_CHART_MIN_WIDTH, BP_CHART_MAX_WIDTH, &width) != 0 ||
         size_param(req, res, "height", BP_CHART_MIN_HEIGHT, BP_CHART_MAX_HEIGHT, &height) != 0)
         return;
+    bp_render_chart_t q = {
+        .metric = m->name, .series = series, .width = width, .height = height, .format = format};
+    if (strcmp(theme, "dark") == 0) {
+        q.theme = BP_CHART_DARK;
+    } else if (theme[0] != '\0' && strcmp(theme, "light") != 0) {
+        bp_http_respond_error(res, 400, "invalid_argument", "parameter 'theme' must be light or dark");
+        return;
+    }
+    char has_title[2];
+    if (bp_http_query_param(req, "title", has_title, sizeof(has_title)) != 0)
+        q.title = title; /* given, even empty: an empty title draws none */
+
     bp_err_t err;
     bp_err_clear(&err);
-    int64_t from, to;
-    if (bp_render_parse_range(from_s, to_s, bp_time_now(), &from, &to, &err) != 0 ||
-        bp_render_chart_png(w, m->name, from, to, width, height, &res->body, &err) != 0) {
+    int64_t now = bp_time_now();
+    now -= now % RELATIVE_QUANTUM_S;
+    if (bp_render_parse_range(from_s, to_s, now, &q.from, &q.to, &err) != 0) {
         respond_failure(res, &err);
         return;
     }
-    res->status = 200;
-    snprintf(res->content_type, sizeof(res->content_type), "image/png");
+    bp_tz_t *tz = NULL;
+    if (bp_tz_load(tz_s, &tz, &err) != 0) {
+        respond_failure(res, &err);
+        return;
+    }
+    q.tz = tz;
+    char etag[32];
+    int rc = 0;
+    if (series[0] != '\0') {
+        rc = bp_store_series_exists(w->db, m->name, series, &err);
+        if (rc == 0)
+            rc = bp_err_set(&err, BP_ENOTFOUND, "metric '%s' has no series '%s'", m->name, series);
+        else if (rc == 1)
+            rc = 0;
+    }
+    if (rc == 0)
+        rc = bp_render_chart_etag(w, &q, etag, sizeof(etag), &err);
+    if (rc == 0 && etag_matches(bp_http_header(req, "if-none-match"), etag)) {
+        res->status = 304;
+    } else if (rc == 0) {
+        rc = bp_render_chart(w, &q, &res->body, &err);
+        res->status = 200;
+        snprintf(res->content_type, sizeof(res->content_type), "%s",
+                 format == BP_RENDER_SVG ? "image/svg+xml" : "image/png");
+    }
+    bp_tz_free(tz);
+    if (rc != 0) {
+        respond_failure(res, &err);
+        return;
+    }
+    bp_http_add_header(res, "etag", etag);
+    /* private: the chart may sit behind a bearer token; short: new points arrive every minute,
+     * and revalidating costs the server one aggregate query. */
+    bp_http_add_header(res, "cache-control", "private, max-age=10");
 }
 
 static const char *outcome_status(bp_render_outcome_t o)

@@ -9,12 +9,46 @@
  * or text format is involved. */
 static const bp_db_stmt_t points_stmt = {
     "bp_render_points",
-    "SELECT extract(epoch FROM metric_timestamp)::bigint AS ts, metric_value, is_anomaly"
+    "SELECT extract(epoch FROM metric_timestamp)::bigint AS ts, metric_value, is_anomaly,"
+    " expected, lower_bound, upper_bound, coalesce(anomaly_context->>'state' = 'learning', false) AS learning"
     " FROM aggregated_metrics"
-    " WHERE metric_name = $1 AND series = ''"
-    " AND metric_timestamp >= to_timestamp($2::bigint) AND metric_timestamp <= to_timestamp($3::bigint)"
-    " ORDER BY metric_timestamp LIMIT $4::int",
+    " WHERE metric_name = $1 AND series = $2"
+    " AND metric_timestamp >= to_timestamp($3::bigint) AND metric_timestamp <= to_timestamp($4::bigint)"
+    " ORDER BY metric_timestamp LIMIT $5::int",
+    5,
+};
+
+static const bp_db_stmt_t spans_stmt = {
+    "bp_render_spans",
+    "SELECT id, status = 'open' AS open, extract(epoch FROM started_at)::bigint AS started_at,"
+    " extract(epoch FROM resolved_at)::bigint AS resolved_at"
+    " FROM (SELECT * FROM incidents WHERE metric_name = $1"
+    "   AND started_at <= to_timestamp($3::bigint)"
+    "   AND coalesce(resolved_at, 'infinity') >= to_timestamp($2::bigint)"
+    "   ORDER BY started_at DESC LIMIT $4::int) latest"
+    " ORDER BY started_at",
     4,
+};
+
+/* greatest() skips NULLs: an unscored row counts by updated_at alone. */
+static const bp_db_stmt_t version_stmt = {
+    "bp_render_chart_version",
+    "SELECT a.n AS points, a.m AS points_at, i.n AS incidents, i.m AS incidents_at FROM"
+    " (SELECT count(*) AS n,"
+    "   coalesce((extract(epoch FROM max(greatest(updated_at, scored_at))) * 1000000)::bigint, 0) AS m"
+    "   FROM aggregated_metrics WHERE metric_name = $1 AND series = $2"
+    "   AND metric_timestamp >= to_timestamp($3::bigint) AND metric_timestamp <= to_timestamp($4::bigint)) a,"
+    " (SELECT count(*) AS n, coalesce((extract(epoch FROM max(updated_at)) * 1000000)::bigint, 0) AS m"
+    "   FROM incidents WHERE metric_name = $1 AND started_at <= to_timestamp($4::bigint)"
+    "   AND coalesce(resolved_at, 'infinity') >= to_timestamp($3::bigint)) i",
+    4,
+};
+
+static const bp_db_stmt_t series_stmt = {
+    "bp_render_series_exists",
+    "SELECT EXISTS (SELECT 1 FROM metric_series WHERE metric_name = $1 AND series = $2)"
+    " OR EXISTS (SELECT 1 FROM aggregated_metrics WHERE metric_name = $1 AND series = $2) AS found",
+    2,
 };
 
 static const bp_db_stmt_t incident_stmt = {
@@ -24,7 +58,9 @@ static const bp_db_stmt_t incident_stmt = {
     " extract(epoch FROM last_anomaly_at)::bigint AS last_anomaly_at,"
     " extract(epoch FROM peak_timestamp)::bigint AS peak_at,"
     " peak_value, peak_expected,"
-    " extract(epoch FROM resolved_at)::bigint AS resolved_at"
+    " extract(epoch FROM resolved_at)::bigint AS resolved_at,"
+    " extract(epoch FROM opened_at)::bigint AS opened_at,"
+    " extract(epoch FROM acknowledged_at)::bigint AS acknowledged_at, context::text AS context"
     " FROM incidents WHERE id = $1::bigint",
     1,
 };
@@ -50,14 +86,20 @@ static const bp_db_stmt_t report_latest_stmt = {
     1,
 };
 
-int bp_store_load_points(bp_db_t *db, const char *metric, int64_t from, int64_t to, bp_chart_point_t **out,
-                         size_t *num, bp_err_t *err)
+static double num_col(const PGresult *res, int row, int col, bool *valid)
+{
+    *valid = col >= 0 && !PQgetisnull(res, row, col);
+    return *valid ? strtod(PQgetvalue(res, row, col), NULL) : NAN;
+}
+
+int bp_store_load_points(bp_db_t *db, const char *metric, const char *series, int64_t from, int64_t to,
+                         bp_chart_point_t **out, size_t *num, bp_err_t *err)
 {
     char from_s[24], to_s[24], limit_s[16];
     snprintf(from_s, sizeof(from_s), "%lld", (long long)from);
     snprintf(to_s, sizeof(to_s), "%lld", (long long)to);
     snprintf(limit_s, sizeof(limit_s), "%d", BP_STORE_MAX_POINTS);
-    const char *params[] = {metric, from_s, to_s, limit_s};
+    const char *params[] = {metric, series != NULL ? series : "", from_s, to_s, limit_s};
     *out = NULL;
     *num = 0;
     PGresult *res = NULL;
@@ -76,15 +118,23 @@ int bp_store_load_points(bp_db_t *db, const char *metric, int64_t from, int64_t 
     }
     /* Column numbers once, not per row: this loop runs for every point of a week of minutes. */
     int c_ts = PQfnumber(res, "ts"), c_val = PQfnumber(res, "metric_value"),
-        c_anom = PQfnumber(res, "is_anomaly");
+        c_anom = PQfnumber(res, "is_anomaly"), c_exp = PQfnumber(res, "expected"),
+        c_lo = PQfnumber(res, "lower_bound"), c_hi = PQfnumber(res, "upper_bound"),
+        c_learn = PQfnumber(res, "learning");
     size_t n = 0;
     for (int i = 0; i < rows; i++) {
-        if (PQgetisnull(res, i, c_ts) || PQgetisnull(res, i, c_val))
-            continue; /* the schema says NOT NULL; a NULL would be nothing to draw anyway */
-        pts[n].t = strtoll(PQgetvalue(res, i, c_ts), NULL, 10);
-        pts[n].value = strtod(PQgetvalue(res, i, c_val), NULL);
-        pts[n].anomaly = !PQgetisnull(res, i, c_anom) && PQgetvalue(res, i, c_anom)[0] == 't';
-        n++;
+        if (PQgetisnull(res, i, c_ts))
+            continue;
+        bp_chart_point_t *p = &pts[n++];
+        bool v_lo, v_hi, valid;
+        p->t = strtoll(PQgetvalue(res, i, c_ts), NULL, 10);
+        p->value = num_col(res, i, c_val, &valid); /* NULL: a ratio with no denominator */
+        p->expected = num_col(res, i, c_exp, &p->has_expected);
+        p->lower = num_col(res, i, c_lo, &v_lo);
+        p->upper = num_col(res, i, c_hi, &v_hi);
+        p->has_band = v_lo && v_hi;
+        p->anomaly = !PQgetisnull(res, i, c_anom) && PQgetvalue(res, i, c_anom)[0] == 't';
+        p->learning = !PQgetisnull(res, i, c_learn) && PQgetvalue(res, i, c_learn)[0] == 't';
     }
     PQclear(res);
     *out = pts;
@@ -124,9 +174,12 @@ int bp_store_load_incident(bp_db_t *db, long long id, bp_store_incident_t *inc, 
     inc->peak_value = bp_db_double(res, 0, "peak_value");
     inc->peak_expected = bp_db_double(res, 0, "peak_expected"); /* NAN when NULL */
     inc->resolved_at = bp_db_int(res, 0, "resolved_at");        /* 0 when NULL */
+    inc->opened_at = bp_db_int(res, 0, "opened_at");
+    inc->acknowledged_at = bp_db_int(res, 0, "acknowledged_at");
+    inc->context = dup_col(res, "context");
     PQclear(res);
     if (inc->metric == NULL || inc->series == NULL || inc->status == NULL || inc->method == NULL ||
-        inc->summary == NULL) {
+        inc->summary == NULL || inc->context == NULL) {
         bp_store_incident_clear(inc);
         return bp_err_set(err, BP_ENOMEM, "out of memory loading incident %lld", id);
     }
@@ -142,6 +195,7 @@ void bp_store_incident_clear(bp_store_incident_t *inc)
     free(inc->status);
     free(inc->method);
     free(inc->summary);
+    free(inc->context);
     memset(inc, 0, sizeof(*inc));
 }
 
@@ -182,6 +236,70 @@ int bp_store_find_report(bp_db_t *db, long long incident_id, const char *state, 
         found = bp_err_set(err, BP_ETOOBIG, "stored report path of incident %lld is too long", incident_id);
     else
         memcpy(path, p, strlen(p) + 1);
+    PQclear(res);
+    return found;
+}
+
+int bp_store_load_spans(bp_db_t *db, const char *metric, int64_t from, int64_t to, int64_t now,
+                        bp_store_span_t **out, size_t *num, bp_err_t *err)
+{
+    char from_s[24], to_s[24], limit_s[16];
+    snprintf(from_s, sizeof(from_s), "%lld", (long long)from);
+    snprintf(to_s, sizeof(to_s), "%lld", (long long)to);
+    snprintf(limit_s, sizeof(limit_s), "%d", BP_STORE_MAX_SPANS);
+    const char *params[] = {metric, from_s, to_s, limit_s};
+    *out = NULL;
+    *num = 0;
+    PGresult *res = NULL;
+    int rc = bp_db_query(db, &spans_stmt, params, &res, err);
+    if (rc != 0)
+        return rc;
+    int rows = PQntuples(res);
+    bp_store_span_t *spans = rows > 0 ? calloc((size_t)rows, sizeof(*spans)) : NULL;
+    if (rows > 0 && spans == NULL) {
+        PQclear(res);
+        return bp_err_set(err, BP_ENOMEM, "out of memory for %d incidents", rows);
+    }
+    for (int i = 0; i < rows; i++) {
+        bp_store_span_t *s = &spans[i];
+        s->id = bp_db_int(res, i, "id");
+        s->open = strcmp(bp_db_text(res, i, "open"), "t") == 0;
+        s->from = bp_db_int(res, i, "started_at");
+        s->to = s->open || bp_db_isnull(res, i, "resolved_at") ? now : bp_db_int(res, i, "resolved_at");
+        snprintf(s->label, sizeof(s->label), "#%lld %s", s->id, s->open ? "open" : "resolved");
+    }
+    PQclear(res);
+    *out = spans;
+    *num = (size_t)rows;
+    return 0;
+}
+
+int bp_store_chart_version(bp_db_t *db, const char *metric, const char *series, int64_t from, int64_t to,
+                           char *out, size_t outsz, bp_err_t *err)
+{
+    char from_s[24], to_s[24];
+    snprintf(from_s, sizeof(from_s), "%lld", (long long)from);
+    snprintf(to_s, sizeof(to_s), "%lld", (long long)to);
+    const char *params[] = {metric, series != NULL ? series : "", from_s, to_s};
+    PGresult *res = NULL;
+    int rc = bp_db_query(db, &version_stmt, params, &res, err);
+    if (rc != 0)
+        return rc;
+    snprintf(out, outsz, "%lld:%lld:%lld:%lld", bp_db_int(res, 0, "points"), bp_db_int(res, 0, "points_at"),
+             bp_db_int(res, 0, "incidents"), bp_db_int(res, 0, "incidents_at"));
+    PQclear(res);
+    return 0;
+}
+
+int bp_store_series_exists(bp_db_t *db, const char *metric, const char *series, bp_err_t *err)
+{
+    const char *params[] = {metric, series};
+    PGresult *res = NULL;
+    int rc = bp_db_query(db, &series_stmt, params, &res, err);
+    if (rc != 0)
+        return rc;
+    const char *v = bp_db_text(res, 0, "found");
+    int found = v != NULL && v[0] == 't';
     PQclear(res);
     return found;
 }

@@ -34,13 +34,44 @@ typedef struct st_bp_store_incident_t {
     double peak_value;
     double peak_expected; /* NAN when NULL */
     int64_t resolved_at;  /* 0 when NULL */
+    int64_t opened_at;
+    int64_t acknowledged_at; /* 0 when NULL */
+    char *context;           /* the context JSON text ("" when NULL) */
 } bp_store_incident_t;
 
-/* Points of the metric's total series (series = '') with from <= t <= to, in time order, at
- * most BP_STORE_MAX_POINTS. On success *out is a malloc'd array (caller frees; NULL when
- * *num is 0). */
-int bp_store_load_points(bp_db_t *db, const char *metric, int64_t from, int64_t to, bp_chart_point_t **out,
-                         size_t *num, bp_err_t *err);
+/* An incident as a span on a chart. */
+typedef struct st_bp_store_span_t {
+    long long id;
+    int64_t from;
+    int64_t to; /* resolved_at; for an open incident the `now` given to bp_store_load_spans */
+    bool open;
+    char label[32]; /* "#12 open", "#12 resolved" */
+} bp_store_span_t;
+
+/* Most incident spans one chart shows (the latest ones). */
+#define BP_STORE_MAX_SPANS 64
+
+/* Points of one series of the metric ('' is the total) with from <= t <= to, in time order, at
+ * most BP_STORE_MAX_POINTS, with the detector's verdict: expected value and band when scored,
+ * learning when anomaly_context says so, a NULL value as NaN. On success *out is a malloc'd
+ * array (caller frees; NULL when *num is 0). */
+int bp_store_load_points(bp_db_t *db, const char *metric, const char *series, int64_t from, int64_t to,
+                         bp_chart_point_t **out, size_t *num, bp_err_t *err);
+
+/* The metric's incidents overlapping [from, to], oldest first, at most BP_STORE_MAX_SPANS.
+ * *out is malloc'd (caller frees; NULL when *num is 0). */
+int bp_store_load_spans(bp_db_t *db, const char *metric, int64_t from, int64_t to, int64_t now,
+                        bp_store_span_t **out, size_t *num, bp_err_t *err);
+
+/* A short text that changes whenever what a chart of (metric, series, [from, to]) shows can
+ * change: row count and latest update/score time of the points, count and latest update of
+ * the overlapping incidents. One indexed aggregate query, no rows transferred: what makes an
+ * ETag cheap enough to compute before deciding to draw. out gets at most outsz - 1 bytes. */
+int bp_store_chart_version(bp_db_t *db, const char *metric, const char *series, int64_t from, int64_t to,
+                           char *out, size_t outsz, bp_err_t *err);
+
+/* 1 when the metric has (or had) the dimension series, 0 when not. */
+int bp_store_series_exists(bp_db_t *db, const char *metric, const char *series, bp_err_t *err);
 
 /* Loads incident id into inc. BP_ENOTFOUND when there is no such row. On failure inc holds
  * nothing to free. */

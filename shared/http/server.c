@@ -1,5 +1,6 @@
 #include "http/server.h"
-#include "http/percent.h"
+#include "config.h"
+#include "http/internal.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
@@ -189,145 +190,6 @@ static const char *status_reason(int status)
     }
 }
 
-/* Helpers for handlers: any thread, they only touch the request or response they are given. */
-
-const char *bp_http_header(const bp_http_request_t *req, const char *name)
-{
-    for (size_t i = 0; i < req->num_headers; i++)
-        if (strcasecmp(req->headers[i].name, name) == 0)
-            return req->headers[i].value;
-    return NULL;
-}
-
-/* Whether the encoded key src[0..len) decodes to name; a broken key matches nothing. */
-static bool key_equals(const char *src, size_t len, const char *name)
-{
-    size_t nlen = strlen(name);
-    if (len < nlen) /* decoding only shrinks */
-        return false;
-    char stack[128];
-    char *buf = len + 1 <= sizeof(stack) ? stack : malloc(len + 1);
-    if (buf == NULL)
-        return false;
-    bool eq = bp_http_pct_decode(src, len, buf, len + 1) >= 0 && strcmp(buf, name) == 0;
-    if (buf != stack)
-        free(buf);
-    return eq;
-}
-
-int bp_http_query_param(const bp_http_request_t *req, const char *name, char *out, size_t outsz)
-{
-    const char *q = req->query != NULL ? req->query : "";
-    while (*q != '\0') {
-        const char *amp = strchr(q, '&');
-        const char *end = amp != NULL ? amp : q + strlen(q);
-        const char *eq = memchr(q, '=', (size_t)(end - q));
-        const char *key_end = eq != NULL ? eq : end;
-        if (key_end > q && key_equals(q, (size_t)(key_end - q), name)) {
-            const char *v = eq != NULL ? eq + 1 : end;
-            long rc = bp_http_pct_decode(v, (size_t)(end - v), out, outsz);
-            return rc >= 0 ? 1 : (int)rc;
-        }
-        q = amp != NULL ? amp + 1 : end;
-    }
-    return 0;
-}
-
-static void set_content_type(bp_http_response_t *res, const char *ctype)
-{
-    snprintf(res->content_type, sizeof(res->content_type), "%s", ctype);
-}
-
-void bp_http_respond_json(bp_http_response_t *res, int status, const char *json)
-{
-    res->status = status;
-    set_content_type(res, "application/json");
-    bp_buf_reset(&res->body);
-    if (bp_buf_append(&res->body, json, strlen(json)) != 0) {
-        /* Only possible when out of memory or response_max is absurdly small. */
-        res->status = 500;
-        bp_buf_reset(&res->body);
-    }
-}
-
-/* {"error":{"code":...,"message":...}} into out. */
-static int append_error_json(bp_buf_t *out, const char *code, const char *msg)
-{
-    int rc = bp_buf_append(out, "{\"error\":{\"code\":", 17);
-    if (rc == 0)
-        rc = bp_json_append_str(out, code);
-    if (rc == 0)
-        rc = bp_buf_append(out, ",\"message\":", 11);
-    if (rc == 0)
-        rc = bp_json_append_str(out, msg);
-    if (rc == 0)
-        rc = bp_buf_append(out, "}}", 2);
-    return rc;
-}
-
-static void respond_error_msg(bp_http_response_t *res, int status, const char *code, const char *msg)
-{
-    res->status = status;
-    set_content_type(res, "application/json");
-    bp_buf_reset(&res->body);
-    if (append_error_json(&res->body, code, msg) != 0) {
-        res->status = 500;
-        bp_buf_reset(&res->body);
-    }
-}
-
-void bp_http_respond_error(bp_http_response_t *res, int status, const char *code, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    respond_error_msg(res, status, code, msg);
-}
-
-void bp_http_respond_err(bp_http_response_t *res, const bp_err_t *err)
-{
-    int code = err != NULL && err->code < 0 ? err->code : BP_EINTERNAL;
-    const char *msg = err != NULL && err->msg[0] != '\0' ? err->msg : bp_strerror(code);
-    respond_error_msg(res, bp_err_http_status(code), bp_strerror(code), msg);
-}
-
-int bp_http_add_header(bp_http_response_t *res, const char *name, const char *value)
-{
-    if (res->num_headers >= BP_HTTP_MAX_RES_HEADERS)
-        return BP_ETOOBIG;
-    char *n = strdup(name);
-    char *v = strdup(value);
-    if (n == NULL || v == NULL) {
-        free(n);
-        free(v);
-        return BP_ENOMEM;
-    }
-    for (char *p = n; *p != '\0'; p++) /* h2o sends names as given; HTTP/2 would require lowercase */
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
-    res->headers[res->num_headers++] = (bp_http_header_t){n, v};
-    return 0;
-}
-
-static void response_init(bp_http_response_t *res, size_t max)
-{
-    memset(res, 0, sizeof(*res));
-    res->status = 200;
-    bp_buf_init(&res->body, max);
-}
-
-static void response_free(bp_http_response_t *res)
-{
-    for (size_t i = 0; i < res->num_headers; i++) {
-        free(res->headers[i].name);
-        free(res->headers[i].value);
-    }
-    res->num_headers = 0;
-    bp_buf_free(&res->body);
-}
-
 /* Request accounting: metrics and the access log line, on the loop thread. */
 
 static const bp_http_route_t *match_route(const server_t *srv, const char *method, size_t method_len,
@@ -429,7 +291,7 @@ static void send_error_now(server_t *srv, h2o_req_t *req, const char *route, uin
 {
     bp_buf_t b;
     bp_buf_init(&b, 4096);
-    int rc = append_error_json(&b, code, msg);
+    int rc = bp_http__append_error_json(&b, code, msg);
     const char *body = rc == 0 ? b.base : "{\"error\":{\"code\":\"internal\",\"message\":\"\"}}";
     const char *tp = h2o_traceparent(req, &req->pool);
     send_copy(srv, req, status, "application/json", headers, num_headers, body, strlen(body));
@@ -451,7 +313,7 @@ static void job_free(job_t *job)
 {
     if (job == NULL)
         return;
-    response_free(&job->res);
+    bp_http__response_free(&job->res);
     free(job->arena);
     free(job);
 }
@@ -479,7 +341,7 @@ static job_t *job_new(server_t *srv, const bp_http_route_t *route, h2o_req_t *re
     job->route = route;
     job->started_ns = t0;
     job->arena = arena;
-    response_init(&job->res, srv->response_max);
+    bp_http__response_init(&job->res, srv->response_max);
 
     bp_http_header_t *hdrs = (bp_http_header_t *)arena;
     char *p = arena + nh * sizeof(bp_http_header_t);
@@ -674,7 +536,7 @@ static void serve_builtin(server_t *srv, h2o_req_t *req, const bp_http_route_t *
             ready = false; /* stop new traffic from being routed here while draining */
         status = ready ? 200 : 503;
         rc = ready ? bp_buf_appendf(&b, "{\"status\":\"ready\"}")
-                   : append_error_json(&b, "not_ready",
+                   : bp_http__append_error_json(&b, "not_ready",
                                        srv->stopping ? "shutting down" : "dependencies not ready");
     } else {
         ctype = "text/plain; version=0.0.4; charset=utf-8";
@@ -818,7 +680,7 @@ static void on_setup_error_ostream(h2o_filter_t *_self, h2o_req_t *req, h2o_ostr
         snprintf(msg, sizeof(msg), "%s", req->res.reason != NULL ? req->res.reason : "error");
     bp_buf_t b;
     bp_buf_init(&b, 1024);
-    if (append_error_json(&b, error_code_for_status(status), msg) == 0) {
+    if (bp_http__append_error_json(&b, error_code_for_status(status), msg) == 0) {
         h2o_iovec_t body = h2o_strdup(&req->pool, b.base, b.len);
         req->res.headers.entries[ct].value = h2o_iovec_init(H2O_STRLIT("application/json"));
         req->res.content_length = body.len;
@@ -908,19 +770,6 @@ static void on_signal_read(h2o_socket_t *sock, const char *err)
     begin_shutdown(srv);
 }
 
-static int parse_env_long(const char *name, long min, long max, long *out, bp_err_t *err)
-{
-    const char *v = getenv(name);
-    if (v == NULL || v[0] == '\0')
-        return 0;
-    char *end = NULL;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno != 0 || end == v || *end != '\0' || n < min || n > max)
-        return bp_err_set(err, BP_ECONFIG, "%s=%s: expected an integer in %ld..%ld", name, v, min, max);
-    *out = n;
-    return 1;
-}
 
 static int resolve_config(server_t *srv, const bp_http_server_config_t *cfg, bp_err_t *err)
 {
@@ -932,8 +781,8 @@ static int resolve_config(server_t *srv, const bp_http_server_config_t *cfg, bp_
     srv->port = DEFAULT_PORT;
     if (cfg->port > 0) {
         srv->port = cfg->port;
-    } else if ((rc = parse_env_long("PORT", 0, 65535, &v, err)) != 0) {
-        if (rc < 0)
+    } else {
+        if ((rc = bp_config_env_int("PORT", srv->port, 0, 65535, &v, err)) != 0)
             return rc;
         srv->port = (int)v;
     }
@@ -941,8 +790,8 @@ static int resolve_config(server_t *srv, const bp_http_server_config_t *cfg, bp_
     srv->body_max = DEFAULT_BODY_MAX;
     if (cfg->body_max > 0) {
         srv->body_max = cfg->body_max;
-    } else if ((rc = parse_env_long("BIZPULSE_BODY_MAX", 1, LONG_MAX, &v, err)) != 0) {
-        if (rc < 0)
+    } else {
+        if ((rc = bp_config_env_int("BIZPULSE_BODY_MAX", (long)srv->body_max, 1, LONG_MAX, &v, err)) != 0)
             return rc;
         srv->body_max = (size_t)v;
     }
@@ -950,8 +799,8 @@ static int resolve_config(server_t *srv, const bp_http_server_config_t *cfg, bp_
     srv->num_workers = DEFAULT_WORKERS;
     if (cfg->workers > 0) {
         srv->num_workers = cfg->workers;
-    } else if ((rc = parse_env_long("BIZPULSE_WORKERS", 1, MAX_WORKERS, &v, err)) != 0) {
-        if (rc < 0)
+    } else {
+        if ((rc = bp_config_env_int("BIZPULSE_WORKERS", srv->num_workers, 1, MAX_WORKERS, &v, err)) != 0)
             return rc;
         srv->num_workers = (int)v;
     }

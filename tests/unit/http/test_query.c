@@ -121,7 +121,7 @@ static void header_lookup_ignores_case(void)
 static void respond_error_writes_an_escaped_json_error(void)
 {
     bp_http_response_t res;
-    response_init(&res, 1 << 20);
+    bp_http__response_init(&res, 1 << 20);
     bp_http_respond_error(&res, 400, "invalid_argument", "bad \"%s\"\n", "x");
     CHECK_INT(res.status, 400);
     CHECK_STR(res.content_type, "application/json");
@@ -131,13 +131,13 @@ static void respond_error_writes_an_escaped_json_error(void)
     CHECK_STR(cJSON_GetObjectItem(e, "code")->valuestring, "invalid_argument");
     CHECK_STR(cJSON_GetObjectItem(e, "message")->valuestring, "bad \"x\"\n");
     cJSON_Delete(doc);
-    response_free(&res);
+    bp_http__response_free(&res);
 }
 
 static void respond_err_maps_the_code_to_status_and_name(void)
 {
     bp_http_response_t res;
-    response_init(&res, 1 << 20);
+    bp_http__response_init(&res, 1 << 20);
     bp_err_t err;
     bp_err_set(&err, BP_EDB, "connection refused");
     bp_http_respond_err(&res, &err);
@@ -148,13 +148,13 @@ static void respond_err_maps_the_code_to_status_and_name(void)
     bp_http_respond_err(&res, &err);
     CHECK_INT(res.status, 413);
     CHECK_STR(res.body.base, "{\"error\":{\"code\":\"too_large\",\"message\":\"too_large\"}}");
-    response_free(&res);
+    bp_http__response_free(&res);
 }
 
 static void add_header_copies_lowercases_and_stops_when_full(void)
 {
     bp_http_response_t res;
-    response_init(&res, 1024);
+    bp_http__response_init(&res, 1024);
     char name[16] = "Cache-Control";
     CHECK_INT(bp_http_add_header(&res, name, "no-store"), 0);
     name[0] = 'X';
@@ -164,7 +164,7 @@ static void add_header_copies_lowercases_and_stops_when_full(void)
         CHECK_INT(bp_http_add_header(&res, "x-n", "v"), 0);
     CHECK_INT(bp_http_add_header(&res, "x-over", "v"), BP_ETOOBIG);
     CHECK_INT(res.num_headers, BP_HTTP_MAX_RES_HEADERS);
-    response_free(&res);
+    bp_http__response_free(&res);
 }
 
 static void noop(void *w, const bp_http_request_t *r, bp_http_response_t *s)

@@ -20,7 +20,9 @@ grep -q '^Pages: *1$' "$dir/info.txt" || { echo "pdfinfo: not one page"; cat "$d
 pdftotext -enc UTF-8 "$dir/report.pdf" - 2>/dev/null | tr -s ' \n' '  ' >"$dir/text.txt"
 status=0
 for want in '注册成功率 registration success rate dropped 31% vs expected; started 14:05 UTC.' \
-            'Incident #7: registration_success_rate' 'sigma3' '412 at 2026-11-25 14:15 UTC (expected 598.5, -31.2%)'; do
+            'Incident #7: registration_success_rate' 'sigma3' '412 at 2026-11-25 14:15 UTC (expected 598.5, -31.2%)' \
+            'country=DE,platform=android 402 151 78%' 'country=日本,platform=ios' \
+            'sigma3 (window=180, min_history=90)' 'Opened 2026-11-25 14:07 UTC'; do
     if grep -qF "$want" "$dir/text.txt"; then
         echo "ok: found '$want'"
     else

@@ -12,6 +12,10 @@
 #define SUMMARY "注册成功率 registration success rate dropped 31% vs expected; started 14:05 UTC."
 
 static bp_chart_point_t points[1440];
+static const bp_report_cause_t causes[] = {
+    {"country=DE,platform=android", 402, 151, 0.78},
+    {"country=日本,platform=ios", 80, 61, 0.09},
+};
 
 static bp_report_t sample(const char *font_path)
 {
@@ -32,6 +36,10 @@ static bp_report_t sample(const char *font_path)
         .peak_expected = 598.5,
         .generated_at = T0 + 3600,
         .chart_url = "http://render.example/charts/registration_success_rate.png?from=-24h",
+        .causes = causes,
+        .num_causes = 2,
+        .method_params = "window=180, min_history=90",
+        .opened_at = T0 + 120,
         .chart = {.points = points,
                   .num_points = 1440,
                   .title = "Metric Analysis: registration_success_rate"},
