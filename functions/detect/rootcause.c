@@ -2,6 +2,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,55 @@ static int by_gap(const void *a, const void *b)
 {
     double x = ((const part_t *)a)->gap, y = ((const part_t *)b)->gap;
     return (x < y) - (x > y);
+}
+
+static void add(bp_rootcause_t *rc, const part_t *p, double gap_sum)
+{
+    bp_contribution_t *c = &rc->top[rc->n++];
+    snprintf(c->series, sizeof(c->series), "%s", p->series);
+    c->expected = p->expected;
+    c->actual = p->actual;
+    c->share = p->gap / gap_sum;
+}
+
+/* Does the combination "a=1,b=2" contain the single value "b=2"? */
+static bool contains(const char *combo, const char *single)
+{
+    size_t n = strlen(single);
+    for (const char *p = combo; p != NULL; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (strncmp(p, single, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
+#define VALUE_MAX 128
+
+/* Sums the combinations into their single values, sorted by gap. out and names have room for
+ * `room` entries; a value longer than VALUE_MAX gives up the roll-up (returns 0). */
+static size_t roll_up(const part_t *parts, size_t k, part_t *out, char (*names)[VALUE_MAX], size_t room)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < k; i++) {
+        for (const char *p = parts[i].series; p != NULL && *p;) {
+            const char *end = strchr(p, ',');
+            size_t len = end ? (size_t)(end - p) : strlen(p);
+            size_t j = 0;
+            while (j < n && !(strlen(out[j].series) == len && strncmp(out[j].series, p, len) == 0))
+                j++;
+            if (j == n) {
+                if (n == room || len >= VALUE_MAX)
+                    return 0; /* keep the combinations only */
+                snprintf(names[n], VALUE_MAX, "%.*s", (int)len, p);
+                out[n++] = (part_t){.series = names[n - 1]};
+            }
+            out[j].expected += parts[i].expected;
+            out[j].actual += parts[i].actual;
+            out[j].gap += parts[i].gap;
+            p = end ? end + 1 : NULL;
+        }
+    }
+    qsort(out, n, sizeof(part_t), by_gap);
+    return n;
 }
 
 int bp_rootcause_compute(bp_db_t *db, const bp_metric_t *m, int64_t from, int64_t to, bp_rootcause_t *rc,
@@ -101,15 +151,29 @@ int bp_rootcause_compute(bp_db_t *db, const bp_metric_t *m, int64_t from, int64_
     qsort(parts, k, sizeof(part_t), by_gap);
     rc->expected_total = expected_total;
     rc->actual_total = actual_total;
-    for (size_t i = 0; i < k && rc->n < BP_ROOTCAUSE_TOP && gap_sum > 0; i++) {
-        if (parts[i].gap <= 0)
+    /* Single dimension values ("country=DE"), each the sum of its combinations: often the
+     * plainer explanation when one value explains the gap across every other dimension. */
+    size_t room = k * m->num_dimensions + 1, ns = 0;
+    part_t *singles = m->num_dimensions > 1 && gap_sum > 0 ? calloc(room, sizeof(part_t)) : NULL;
+    char(*names)[VALUE_MAX] = singles ? calloc(room, VALUE_MAX) : NULL;
+    if (names != NULL)
+        ns = roll_up(parts, k, singles, names, room);
+    const part_t *first = k > 0 && parts[0].gap > 0 ? &parts[0] : NULL;
+    if (ns > 0 && singles[0].gap > 0 &&
+        (first == NULL || !contains(first->series, singles[0].series) || first->gap < 0.8 * singles[0].gap))
+        first = &singles[0];
+    if (first != NULL)
+        add(rc, first, gap_sum);
+    for (size_t i = 0, j = 0; rc->n < BP_ROOTCAUSE_TOP && (i < k || j < ns);) {
+        const part_t *next =
+            j >= ns || (i < k && parts[i].gap >= singles[j].gap) ? &parts[i++] : &singles[j++];
+        if (next->gap <= 0)
             break;
-        bp_contribution_t *c = &rc->top[rc->n++];
-        snprintf(c->series, sizeof(c->series), "%s", parts[i].series);
-        c->expected = parts[i].expected;
-        c->actual = parts[i].actual;
-        c->share = parts[i].gap / gap_sum;
+        if (next != first)
+            add(rc, next, gap_sum);
     }
+    free(singles);
+    free(names);
     free(parts);
     PQclear(res);
     return 0;

@@ -376,11 +376,8 @@ class RateDrop(Historical):
     def test_1_rate_drop_seasonal_false_incidents(self):
         self.false_incidents("reg_rate_seasonal", "seasonal")
 
-    # The drop is in one country on every platform; the root cause ranks only full
-    # country x platform combinations (DE/android ~50%, DE/ios ~35%, DE/web ~15%), so the
-    # sentence says "country=DE, platform=android" where "country=DE" explains all of it.
-    # Detection lacks a roll-up of the gap to single dimension values.
-    @unittest.expectedFailure
+    # The drop is in one country on every platform (DE/android ~50%, DE/ios ~35%, DE/web
+    # ~15% of the gap): the sentence must name "country=DE", which explains all of it.
     def test_1_rate_drop_root_cause_is_the_country_alone(self):
         self.rolled_up("reg_rate")
 
