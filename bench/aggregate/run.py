@@ -590,7 +590,8 @@ def report(args, res, machine):
     p = L.append
     p("")
     p(f"bizpulse aggregate benchmark — {machine['date']}")
-    p(f"machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['mem']} RAM; {machine['pg']}")
+    p(f"machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['mem']} RAM; {machine['pg']}; "
+      f"load average at start {machine['load_start']}, at end {loadavg()} (other work on the machine skews figures)")
     p(f"server: {machine['settings']}")
     p(f"bizpulse: {machine['commit']}, release build; metrics files bench/aggregate/metrics-1.json, metrics-20.json")
     p(f"data: {res['rows']:,} events over 7 days, 20 event types, avg row {res['row_bytes']:.1f} B "
@@ -692,6 +693,11 @@ def vs_original(orig, ours):
     return f"{r:,.0f}× less than the original" if r >= 1 else f"{1 / r:.1f}× MORE than the original"
 
 
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def table(header, rows):
     cols = len(header)
     w = [max(len(str(r[i])) for r in [header] + rows) for i in range(cols)]
@@ -723,6 +729,7 @@ def main():
     OUT = args.out
     os.makedirs(OUT, exist_ok=True)
     machine = json.loads(args.machine)
+    machine["load_start"] = loadavg()
     machine["settings"] = ", ".join(f"{k}={v}" for k, v in psql(
         """SELECT name, current_setting(name) FROM pg_settings WHERE name IN
            ('shared_buffers', 'work_mem', 'jit', 'max_parallel_workers_per_gather', 'fsync', 'synchronous_commit',

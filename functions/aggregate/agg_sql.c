@@ -28,28 +28,37 @@ typedef struct {
     const char *aggs;  /* agg columns: value, num, den, events */
     const char *value; /* final float8 value from a.* */
     const char *parts; /* final num, den columns */
+    const char *keep;  /* which result rows are stored */
 } kind_sql_t;
+
+/* Zero-fill the total, the series seen lately, and every series seen anywhere in this window
+ * (so a series is dense from the first window it appears in). */
+#define SERIES_DIMS "SELECT ''::text AS series UNION SELECT unnest($16::text[]) UNION SELECT series FROM agg"
+#define SERIES_TOTAL "SELECT ''::text AS series"
+/* A dimension series of a ratio with neither part says nothing: not stored (a third of the rows
+ * of a typical ratio with two dimensions); its total still is. */
+#define KEEP_RATIO "(series = '' OR num > 0 OR den > 0)"
 
 static const kind_sql_t kinds[] = {
     [BP_KIND_COUNT] = {"count(*) FILTER (WHERE " MATCH_A
                        ") AS value, NULL::bigint AS num, NULL::bigint AS den,"
                        " count(*) FILTER (WHERE " MATCH_A ") AS events",
-                       "coalesce(a.value, 0)::float8", "NULL::float8 AS num, NULL::float8 AS den"},
+                       "coalesce(a.value, 0)::float8", "NULL::float8 AS num, NULL::float8 AS den", "true"},
     [BP_KIND_SUM] = {"sum(" NUMVAL ") FILTER (WHERE " MATCH_A
                      ") AS value, NULL::bigint AS num, NULL::bigint AS den,"
                      " count(*) FILTER (WHERE " MATCH_A ") AS events",
                      /* beyond float8's range the interval has no usable value */
                      "CASE WHEN abs(coalesce(a.value, 0)) < 1e300 THEN coalesce(a.value, 0)::float8 END",
-                     "NULL::float8 AS num, NULL::float8 AS den"},
+                     "NULL::float8 AS num, NULL::float8 AS den", "true"},
     [BP_KIND_RATIO] = {"NULL::numeric AS value, count(*) FILTER (WHERE " MATCH_A ") AS num,"
                        " count(*) FILTER (WHERE " MATCH_B ") AS den, count(*) FILTER (WHERE " MATCH_B
                        ") AS events",
                        "CASE WHEN coalesce(a.den, 0) > 0 THEN a.num::float8 / a.den END",
-                       "coalesce(a.num, 0)::float8 AS num, coalesce(a.den, 0)::float8 AS den"},
+                       "coalesce(a.num, 0)::float8 AS num, coalesce(a.den, 0)::float8 AS den", KEEP_RATIO},
     [BP_KIND_DISTINCT] = {"count(DISTINCT payload ->> $10::text) FILTER (WHERE " MATCH_A ") AS value,"
                           " NULL::bigint AS num, NULL::bigint AS den, count(*) FILTER (WHERE " MATCH_A
                           ") AS events",
-                          "coalesce(a.value, 0)::float8", "NULL::float8 AS num, NULL::float8 AS den"},
+                          "coalesce(a.value, 0)::float8", "NULL::float8 AS num, NULL::float8 AS den", "true"},
 };
 
 static const char upsert_fmt[] =
@@ -62,13 +71,10 @@ static const char upsert_fmt[] =
     "), agg AS ("
     " SELECT ts, %s AS series, %s FROM ev GROUP BY %s"
     "), grid AS ("
-    " SELECT g.ts, s.series"
-    " FROM generate_series(to_timestamp($2::bigint), to_timestamp($3::bigint - $4::int), make_interval(secs "
-    "=> $4::int)) AS g(ts)"
-    /* zero-fill the total, the series seen lately, and every series seen anywhere in this
-     * window (so a series is dense from the first window it appears in) */
-    " CROSS JOIN (SELECT ''::text AS series UNION SELECT unnest($16::text[]) UNION SELECT series FROM agg) "
-    "AS s"
+    /* over bigint, not timestamptz: the planner then knows the row count, and does not
+     * JIT-compile a tick because it guessed a thousand times too many rows */
+    " SELECT to_timestamp(g) AS ts, s.series"
+    " FROM generate_series($2::bigint, $3::bigint - $4::int, $4::int) AS g CROSS JOIN (%s) AS s"
     "), res AS ("
     " SELECT coalesce(a.ts, g.ts) AS ts, coalesce(a.series, g.series) AS series, %s AS value, %s,"
     " coalesce(a.events, 0) AS events"
@@ -79,8 +85,7 @@ static const char upsert_fmt[] =
     " SELECT $1, series, ts, value, num, den, events FROM res"
     /* every parameter is referenced with its type in every variant, so all variants prepare */
     " WHERE num_nonnulls($6::jsonb, $7::text, $8::jsonb, $9::text, $10::text, $11::text, $12::text, "
-    "$13::text,"
-    " $14::text, $15::text[]) >= 0"
+    "$13::text, $14::text, $15::text[], $16::text[]) >= 0 AND %s"
     " ON CONFLICT (metric_name, series, metric_timestamp) DO UPDATE"
     " SET metric_value = EXCLUDED.metric_value, numerator = EXCLUDED.numerator,"
     " denominator = EXCLUDED.denominator, events = EXCLUDED.events, updated_at = now()"
@@ -117,8 +122,8 @@ static void build(void)
                 snprintf(upsert_text[k][dims], SQL_MAX, upsert_fmt, dims ? FOLDED_KEY : "''::text",
                          dims ? LATERAL_KEY : "",
                          dims ? "CASE WHEN grouping(series) = 1 THEN ''::text ELSE series END" : "''::text",
-                         kinds[k].aggs, dims ? "GROUPING SETS ((ts), (ts, series))" : "ts", kinds[k].value,
-                         kinds[k].parts);
+                         kinds[k].aggs, dims ? "GROUPING SETS ((ts), (ts, series))" : "ts",
+                         dims ? SERIES_DIMS : SERIES_TOTAL, kinds[k].value, kinds[k].parts, kinds[k].keep);
             assert(n < SQL_MAX && "SQL_MAX too small for the aggregation statement");
             (void)n;
             snprintf(upsert_names[k][dims], sizeof(upsert_names[k][dims]), "bp_agg_upsert_%s%s",
