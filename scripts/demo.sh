@@ -66,10 +66,7 @@ step "installing dependencies (apt, only what is missing)"
 ./scripts/deps.sh
 
 step "building into build/"
-if [ ! -f build/build.ninja ]; then
-  meson setup build >/dev/null
-fi
-meson compile -C build >/dev/null
+./scripts/build.sh build >/dev/null
 
 rm -rf "$out"
 mkdir -p "$logs" "$reports"

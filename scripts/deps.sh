@@ -10,12 +10,19 @@ packages=(
   postgresql-15 postgresql-client-15
   python3 python3-aiosmtpd python3-matplotlib curl
   poppler-utils qpdf fonts-dejavu-core fonts-wqy-zenhei
+  python3-yaml python3-jsonschema
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# kubectl, for the deployment tests (kubectl kustomize): any kubectl on PATH will do (e.g. the
+# Google Cloud SDK's `kubectl` package); else Debian 12's own, `kubernetes-client` (1.20, from
+# the main archive; knative/ is written for its kustomize too).
+if ! command -v kubectl >/dev/null 2>&1; then
+  missing+=(kubernetes-client)
+fi
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi

@@ -36,19 +36,6 @@ export BP_TEST_PGHOST="$PGHOST" BP_TEST_PGPORT="$PGPORT"
 # The tests name their databases themselves; nothing should fall back to these.
 unset PGHOST PGPORT PGUSER DATABASE_URL
 
-# setup_dir DIR [meson options...]: configures DIR the first time, re-applies options after.
-setup_dir() {
-  local dir=$1
-  shift
-  if [ -f "$dir/build.ninja" ]; then
-    if [ $# -gt 0 ]; then
-      meson configure "$dir" "$@"
-    fi
-  else
-    meson setup "$dir" "$@"
-  fi
-}
-
 status=0
 summary=()
 
@@ -56,7 +43,7 @@ run_pass() {
   local name=$1 dir=$2
   shift 2
   echo "=== $name: build ($dir) ==="
-  if ! setup_dir "$dir" "$@" || ! meson compile -C "$dir"; then
+  if ! ./scripts/build.sh "$dir" "$@"; then
     summary+=("$name: BUILD FAILED")
     status=1
     return
