@@ -238,9 +238,26 @@ static int cmd_backfill(bp_app_t *app, int argc, char **argv, bp_err_t *err)
     return rc;
 }
 
+static void usage(FILE *f)
+{
+    fputs("usage: bizpulse-aggregate [COMMAND]\n"
+          "  serve                                    HTTP server (default): POST / (Cloud Scheduler or\n"
+          "                                           PingSource), POST /run, /healthz, /readyz, /metrics\n"
+          "  tick                                     one tick now; JSON result on stdout\n"
+          "  backfill --metric M --from T1 --to T2    recompute a range (RFC 3339 or -2h)\n"
+          "  migrate                                  apply the schema migrations and exit\n"
+          "  check-config [FILE]                      validate the metrics file (default $BIZPULSE_METRICS)\n"
+          "Configuration is environment only; see README.md.\n",
+          f);
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "serve";
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
     bp_err_t err;
     bp_err_clear(&err);
     bp_log_init("aggregate");
@@ -269,8 +286,7 @@ int main(int argc, char **argv)
             rc = bp_app_serve(&app, routes, sizeof(routes) / sizeof(routes[0]), &err);
         bp_app_free(&app);
     } else {
-        fprintf(stderr, "usage: bizpulse-aggregate [serve|tick|migrate|check-config [FILE]|"
-                        "backfill --metric M --from T1 --to T2]\n");
+        usage(stderr);
         return 2;
     }
     bp_metrics_free();

@@ -72,7 +72,8 @@ static int cmd_backtest(bp_app_t *app, int argc, char **argv, bp_err_t *err)
     }
     const bp_metric_t *m = bp_config_find(app->config, metric);
     if (m == NULL)
-        return bp_err_set(err, BP_EINVAL, "--metric '%s' is not in %s", metric ? metric : "", app->config->path);
+        return bp_err_set(err, BP_EINVAL, "--metric '%s' is not in %s", metric ? metric : "",
+                          app->config->path);
     bp_detect_options_t opts;
     int64_t from, to;
     bp_err_t e;
@@ -98,9 +99,26 @@ static int cmd_backtest(bp_app_t *app, int argc, char **argv, bp_err_t *err)
     return rc;
 }
 
+static void usage(FILE *f)
+{
+    fputs(
+        "usage: bizpulse-detect [COMMAND]\n"
+        "  serve                                    HTTP server (default): POST / (metrics.aggregated\n"
+        "                                           events), GET /incidents, POST /incidents/<id>/ack\n"
+        "  score --csv FILE|-                       timestamp,value in; timestamp,value,anomaly_score out\n"
+        "  backtest --metric M --from T1 --to T2    incidents detection would have opened over stored data\n"
+        "  migrate                                  apply the schema migrations and exit\n"
+        "Configuration is environment only; see README.md.\n",
+        f);
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "serve";
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
     bp_err_t err;
     bp_err_clear(&err);
     bp_log_init("detect");
@@ -125,7 +143,7 @@ int main(int argc, char **argv)
             rc = bp_app_serve(&app, routes, sizeof(routes) / sizeof(routes[0]), &err);
         bp_app_free(&app);
     } else {
-        fprintf(stderr, "usage: bizpulse-detect [serve|score --csv FILE|-|backtest --metric M --from T1 --to T2|migrate]\n");
+        usage(stderr);
         return 2;
     }
     bp_metrics_free();
