@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "timefmt.h"
 
 #define READY_CHECK_MS 500
 #define OUTBOX_BATCH 100
@@ -190,6 +191,45 @@ int bp_app_serve(bp_app_t *app, const bp_http_route_t *routes, size_t num_routes
     pthread_join(app->bg, NULL);
     app->bg_started = false;
     return rc;
+}
+
+int bp_app_parse_range(const char *from_s, const char *to_s, int64_t now, int64_t *from, int64_t *to,
+                       bp_err_t *err)
+{
+    bp_err_t e;
+    if (from_s == NULL || to_s == NULL)
+        return bp_err_set(err, BP_EINVAL, "'from' and 'to' are required (RFC 3339, or relative such as -2h)");
+    if (bp_time_parse_rel(from_s, now, from, &e) != 0)
+        return bp_err_set(err, BP_EINVAL, "'from': %s", e.msg);
+    if (bp_time_parse_rel(to_s, now, to, &e) != 0)
+        return bp_err_set(err, BP_EINVAL, "'to': %s", e.msg);
+    if (*from >= *to)
+        return bp_err_set(err, BP_EINVAL, "'from' (%.40s) must be before 'to' (%.40s)", from_s, to_s);
+    if (*to - *from > 366LL * 86400)
+        return bp_err_set(err, BP_EINVAL, "range longer than 366 days: split it");
+    return 0;
+}
+
+int bp_app_metric_range_args(const bp_app_t *app, int argc, char **argv, int64_t now, const bp_metric_t **m,
+                             int64_t *from, int64_t *to, bp_err_t *err)
+{
+    const char *metric = NULL, *from_s = NULL, *to_s = NULL;
+    for (int i = 2; i < argc; i += 2) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--metric") == 0 && v != NULL)
+            metric = v;
+        else if (strcmp(argv[i], "--from") == 0 && v != NULL)
+            from_s = v;
+        else if (strcmp(argv[i], "--to") == 0 && v != NULL)
+            to_s = v;
+        else
+            return bp_err_set(err, BP_EINVAL, "unexpected '%s': give --metric M --from T1 --to T2", argv[i]);
+    }
+    *m = bp_config_find(app->config, metric);
+    if (*m == NULL)
+        return bp_err_set(err, BP_EINVAL, "--metric '%s' is not in %s", metric ? metric : "",
+                          app->config->path);
+    return bp_app_parse_range(from_s, to_s, now, from, to, err);
 }
 
 int bp_app_migrate(bp_err_t *err)

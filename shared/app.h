@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "db/conn.h"
@@ -65,6 +66,16 @@ void bp_worker_free(bp_worker_t *w); /* NULL-safe */
 
 /* Sends what the outbox holds (up to 100 events); failures are logged, not returned. */
 void bp_worker_flush_outbox(bp_worker_t *w);
+
+/* A time range given by a user: RFC 3339 or relative to now ("-2h", "now"), from before to, at
+ * most 366 days apart. BP_EINVAL with err naming 'from' or 'to'. */
+int bp_app_parse_range(const char *from_s, const char *to_s, int64_t now, int64_t *from, int64_t *to,
+                       bp_err_t *err);
+
+/* The `--metric M --from T1 --to T2` arguments of a CLI subcommand (argv[2..]): the metric must
+ * be declared in app's metrics file. BP_EINVAL with err saying which argument is wrong. */
+int bp_app_metric_range_args(const bp_app_t *app, int argc, char **argv, int64_t now, const bp_metric_t **m,
+                             int64_t *from, int64_t *to, bp_err_t *err);
 
 /* The `migrate` subcommand of every binary: connects (waiting up to 30 s for the database),
  * applies pending migrations, prints {"status":"ok","applied":N,"version":V} on stdout. */

@@ -20,25 +20,6 @@
 #include "metrics.h"
 #include "timefmt.h"
 
-/* from/to of a manual run: RFC 3339 or relative ("-2h"), both required, from < to, at most the
- * lookback apart. */
-static int parse_range(const char *from_s, const char *to_s, int64_t now, int64_t *from, int64_t *to,
-                       bp_err_t *err)
-{
-    bp_err_t e;
-    if (from_s == NULL || to_s == NULL)
-        return bp_err_set(err, BP_EINVAL, "'from' and 'to' are required (RFC 3339, or relative such as -2h)");
-    if (bp_time_parse_rel(from_s, now, from, &e) != 0)
-        return bp_err_set(err, BP_EINVAL, "'from': %s", e.msg);
-    if (bp_time_parse_rel(to_s, now, to, &e) != 0)
-        return bp_err_set(err, BP_EINVAL, "'to': %s", e.msg);
-    if (*from >= *to)
-        return bp_err_set(err, BP_EINVAL, "'from' (%.40s) must be before 'to' (%.40s)", from_s, to_s);
-    if (*to - *from > 366LL * 86400)
-        return bp_err_set(err, BP_EINVAL, "range longer than 366 days: split it");
-    return 0;
-}
-
 /* Which trigger woke us, as text for the emitted events; BP_EINVAL when the request is none of
  * the accepted triggers. */
 static int describe_trigger(const bp_http_request_t *req, char *out, size_t outsz, bp_err_t *err)
@@ -146,7 +127,8 @@ static void handle_run(void *wctx, const bp_http_request_t *req, bp_http_respons
     if (rc == 0)
         rc = bp_agg_options_from_env(&opts, &err);
     if (rc == 0)
-        rc = parse_range(bp_json_str(body, "from"), bp_json_str(body, "to"), opts.now, &from, &to, &err);
+        rc = bp_app_parse_range(bp_json_str(body, "from"), bp_json_str(body, "to"), opts.now, &from, &to,
+                                &err);
     if (rc == 0) {
         opts.trigger = "run";
         rc = bp_buf_appendf(&out, "{\"status\":\"ok\",\"result\":");
@@ -198,26 +180,12 @@ static int cmd_tick(bp_app_t *app, bp_err_t *err)
 
 static int cmd_backfill(bp_app_t *app, int argc, char **argv, bp_err_t *err)
 {
-    const char *metric = NULL, *from_s = NULL, *to_s = NULL;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--metric") == 0)
-            metric = argv[i + 1];
-        else if (strcmp(argv[i], "--from") == 0)
-            from_s = argv[i + 1];
-        else if (strcmp(argv[i], "--to") == 0)
-            to_s = argv[i + 1];
-        else
-            return bp_err_set(err, BP_EINVAL, "unknown option '%s' (--metric, --from, --to)", argv[i]);
-    }
-    const bp_metric_t *m = bp_config_find(app->config, metric);
-    if (m == NULL)
-        return bp_err_set(err, BP_EINVAL, "--metric '%s' is not in %s", metric ? metric : "",
-                          app->config->path);
+    const bp_metric_t *m = NULL;
     bp_agg_options_t opts;
     int64_t from, to;
     int rc = bp_agg_options_from_env(&opts, err);
     if (rc == 0)
-        rc = parse_range(from_s, to_s, opts.now, &from, &to, err);
+        rc = bp_app_metric_range_args(app, argc, argv, opts.now, &m, &from, &to, err);
     if (rc != 0)
         return rc;
     opts.trigger = "cli";

@@ -59,29 +59,12 @@ static const bp_http_route_t routes[] = {
 
 static int cmd_backtest(bp_app_t *app, int argc, char **argv, bp_err_t *err)
 {
-    const char *metric = NULL, *from_s = NULL, *to_s = NULL;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--metric") == 0)
-            metric = argv[i + 1];
-        else if (strcmp(argv[i], "--from") == 0)
-            from_s = argv[i + 1];
-        else if (strcmp(argv[i], "--to") == 0)
-            to_s = argv[i + 1];
-        else
-            return bp_err_set(err, BP_EINVAL, "unknown option '%s' (--metric, --from, --to)", argv[i]);
-    }
-    const bp_metric_t *m = bp_config_find(app->config, metric);
-    if (m == NULL)
-        return bp_err_set(err, BP_EINVAL, "--metric '%s' is not in %s", metric ? metric : "",
-                          app->config->path);
+    const bp_metric_t *m = NULL;
     bp_detect_options_t opts;
     int64_t from, to;
-    bp_err_t e;
     int rc = bp_detect_options_from_env(&opts, err);
-    if (rc == 0 && (from_s == NULL || bp_time_parse_rel(from_s, opts.now, &from, &e) != 0))
-        rc = bp_err_set(err, BP_EINVAL, "--from: %s", from_s ? e.msg : "required (RFC 3339 or -7d)");
-    if (rc == 0 && (to_s == NULL || bp_time_parse_rel(to_s, opts.now, &to, &e) != 0))
-        rc = bp_err_set(err, BP_EINVAL, "--to: %s", to_s ? e.msg : "required (RFC 3339 or now)");
+    if (rc == 0)
+        rc = bp_app_metric_range_args(app, argc, argv, opts.now, &m, &from, &to, err);
     if (rc != 0)
         return rc;
     bp_worker_t *w = bp_worker_new(app, err);
