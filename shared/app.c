@@ -12,11 +12,14 @@
 #include "db/migrate.h"
 #include "log.h"
 #include "metrics.h"
+#include "inbox.h"
 #include "outbox.h"
 #include "timefmt.h"
 
 #define READY_CHECK_MS 500
 #define OUTBOX_BATCH 100
+#define PRUNE_MS (10 * 60 * 1000)
+#define PRUNE_BATCH 10000
 
 int bp_app_init(bp_app_t *app, const char *service, bp_err_t *err)
 {
@@ -35,6 +38,10 @@ int bp_app_init(bp_app_t *app, const char *service, bp_err_t *err)
     if ((rc = bp_config_env_int("BIZPULSE_BACKGROUND_MS", 2000, 100, 3600000, &period, err)) != 0)
         return rc;
     app->period_ms = (int)period;
+    long days;
+    if ((rc = bp_config_env_int("BIZPULSE_RETENTION_DAYS", 7, 1, 3650, &days, err)) != 0)
+        return rc;
+    app->retention_days = (int)days;
     atomic_init(&app->ready, false);
     atomic_init(&app->stop, false);
     bp_metrics_register("bizpulse_db_errors_total", BP_METRIC_COUNTER, "Database errors by kind.");
@@ -95,6 +102,21 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* The outbox and the dedup table only grow: each replica trims what is older than
+ * BIZPULSE_RETENTION_DAYS now and then, in bounded deletes. */
+static void prune(bp_worker_t *w)
+{
+    long sent = 0, seen = 0;
+    bp_err_t err;
+    bp_err_clear(&err);
+    if (bp_outbox_prune(w->db, w->app->retention_days, PRUNE_BATCH, &sent, &err) != 0 ||
+        bp_inbox_prune(w->db, w->app->retention_days, PRUNE_BATCH, &seen, &err) != 0)
+        bp_log(BP_LOG_WARNING, "pruning old events failed: %s", err.msg);
+    else if (sent + seen > 0)
+        bp_log(BP_LOG_INFO, "pruned %ld sent and %ld received events older than %d days", sent, seen,
+               w->app->retention_days);
+}
+
 /* Connects and migrates (retrying: in Knative the database, or the Cloud SQL proxy sidecar,
  * may come up after us), then keeps `ready` current and flushes the outbox. */
 static void *background(void *arg)
@@ -107,7 +129,7 @@ static void *background(void *arg)
         return NULL;
     }
     bool migrated = false, was_ready = false;
-    int since_flush = app->period_ms;
+    int since_flush = app->period_ms, since_prune = PRUNE_MS; /* prune once at start */
     char last_error[BP_ERR_MSG_SIZE] = "";
     while (!atomic_load(&app->stop)) {
         bp_err_clear(&err);
@@ -142,6 +164,11 @@ static void *background(void *arg)
             bp_worker_flush_outbox(w);
             if (app->periodic != NULL)
                 app->periodic(w);
+        }
+        since_prune += READY_CHECK_MS;
+        if (ready && since_prune >= PRUNE_MS) {
+            since_prune = 0;
+            prune(w);
         }
         for (int t = 0; t < READY_CHECK_MS && !atomic_load(&app->stop); t += 50)
             sleep_ms(50);

@@ -40,7 +40,8 @@ struct st_bp_app_t {
     /* Runs on the background thread after each outbox flush (e.g. render retries email);
      * may be NULL. */
     void (*periodic)(bp_worker_t *w);
-    int period_ms; /* background period; default 2000 (BIZPULSE_BACKGROUND_MS) */
+    int period_ms;      /* background period; default 2000 (BIZPULSE_BACKGROUND_MS) */
+    int retention_days; /* sent and received events kept this long (BIZPULSE_RETENTION_DAYS, 7) */
     atomic_bool ready;
     atomic_bool stop;
     pthread_t bg;

@@ -88,5 +88,23 @@ class OutboxRetry(harness.TestCase):
         self.assertEqual(render.get("/healthz").status, 200)
 
 
+class Retention(harness.TestCase):
+
+    def test_sent_and_received_events_older_than_the_retention_are_pruned(self):
+        self.db.sql("""
+            INSERT INTO outbox (ce_source, ce_id, ce_type, data, status, sent_at) VALUES
+              ('/bizpulse/detect', 'old-sent', 't', '{}', 'sent', now() - interval '8 days'),
+              ('/bizpulse/detect', 'new-sent', 't', '{}', 'sent', now() - interval '1 day'),
+              ('/bizpulse/detect', 'old-failed', 't', '{}', 'failed', now() - interval '30 days');
+            INSERT INTO processed_events (source, id, type, processed_at) VALUES
+              ('/s', 'old', 't', now() - interval '8 days'), ('/s', 'new', 't', now());""")
+        self.service("detect", BIZPULSE_RETENTION_DAYS=7)
+        harness.wait_until(lambda: self.db.value("SELECT count(*) FROM processed_events") == "1", 30,
+                           "old received events to be pruned")
+        self.assertEqual(self.db.sql("SELECT id FROM processed_events"), [["new"]])
+        harness.wait_until(lambda: self.db.value("SELECT count(*) FROM outbox") == "2", 30, "old sent events pruned")
+        self.assertEqual(sorted(r[0] for r in self.db.sql("SELECT ce_id FROM outbox")), ["new-sent", "old-failed"])
+
+
 if __name__ == "__main__":
     harness.main()
