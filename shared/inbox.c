@@ -29,13 +29,12 @@ static const bp_db_stmt_t prune_sql = {
 int bp_inbox_prune(bp_db_t *db, int days, int max, long *deleted, bp_err_t *err)
 {
     char s_days[16], s_max[16];
+    long n = 0;
     snprintf(s_days, sizeof(s_days), "%d", days);
     snprintf(s_max, sizeof(s_max), "%d", max);
     const char *p[] = {s_days, s_max};
-    PGresult *res = NULL;
-    int rc = bp_db_query(db, &prune_sql, p, &res, err);
-    if (rc == 0 && deleted != NULL)
-        *deleted = strtol(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
+    int rc = bp_db_exec_count(db, &prune_sql, p, &n, err);
+    if (deleted != NULL)
+        *deleted = n;
     return rc;
 }

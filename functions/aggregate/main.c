@@ -88,14 +88,7 @@ static void handle_tick(void *wctx, const bp_http_request_t *req, bp_http_respon
         rc = bp_agg_tick(w, &opts, &out, &err);
     if (rc == 0)
         rc = bp_buf_append(&out, "}", 1);
-    if (rc != 0) {
-        if (err.code == BP_OK)
-            bp_err_set(&err, rc, "cannot build the response");
-        bp_http_respond_err(res, &err);
-    } else {
-        bp_http_respond_json(res, 200, out.base);
-        res->run_after = true;
-    }
+    bp_http_respond_outcome(res, rc, out.base, &err);
     bp_buf_free(&out);
 }
 
@@ -137,14 +130,7 @@ static void handle_run(void *wctx, const bp_http_request_t *req, bp_http_respons
         rc = bp_agg_backfill(w, m, from, to, &opts, &out, &err);
     if (rc == 0)
         rc = bp_buf_append(&out, "}", 1);
-    if (rc == 0) {
-        bp_http_respond_json(res, 200, out.base);
-        res->run_after = true;
-    } else {
-        if (err.code == BP_OK)
-            bp_err_set(&err, rc, "cannot build the response");
-        bp_http_respond_err(res, &err);
-    }
+    bp_http_respond_outcome(res, rc, out.base, &err);
     bp_buf_free(&out);
     cJSON_Delete(body);
 }

@@ -39,14 +39,7 @@ static void handle_event(void *wctx, const bp_http_request_t *req, bp_http_respo
     int rc = bp_detect_options_from_env(&opts, &err);
     if (rc == 0)
         rc = bp_detect_handle(w, &ev, &opts, &out, &err);
-    if (rc == 0) {
-        bp_http_respond_json(res, 200, out.base);
-        res->run_after = true;
-    } else {
-        if (err.code == BP_OK)
-            bp_err_set(&err, rc, "cannot build the response");
-        bp_http_respond_err(res, &err);
-    }
+    bp_http_respond_outcome(res, rc, out.base, &err);
     bp_buf_free(&out);
     bp_ce_clear(&ev);
 }

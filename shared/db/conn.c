@@ -92,8 +92,8 @@ int bp_db_connect(bp_db_t *db, bp_err_t *err)
     /* JIT compiles a plan in 100-300 ms: longer than our statements run (measured in
      * bench/aggregate). Custom plans keep the chosen index: a generic plan of the aggregation
      * upsert picks the wrong one and runs 100x slower. */
-    const char *keys[] = {"connect_timeout", "application_name", "options",
-                          url && url[0] ? "dbname" : NULL, NULL};
+    const char *keys[] = {"connect_timeout", "application_name", "options", url && url[0] ? "dbname" : NULL,
+                          NULL};
     const char *vals[] = {"3", "bizpulse", "-c jit=off -c plan_cache_mode=force_custom_plan", url, NULL};
     db->conn = PQconnectdbParams(keys, vals, 1);
     if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
@@ -186,6 +186,15 @@ static int prepare(bp_db_t *db, const bp_db_stmt_t *stmt, bp_err_t *err)
 int bp_db_query(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *params, PGresult **res,
                 bp_err_t *err)
 {
+    return bp_db_query_bin(db, stmt, params, NULL, NULL, BP_DB_TEXT, res, err);
+}
+
+int bp_db_query_bin(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *params, const int *lengths,
+                    const int *formats, int result_format, PGresult **res, bp_err_t *err)
+{
+    /* libpq would read the lengths of binary parameters from a NULL array. */
+    assert((lengths == NULL) == (formats == NULL));
+    assert(result_format == BP_DB_TEXT || result_format == BP_DB_BINARY);
     if (res != NULL)
         *res = NULL;
     if (db->tx_lost)
@@ -195,7 +204,8 @@ int bp_db_query(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *params
         return rc;
     if (!is_prepared(db, stmt->name) && (rc = prepare(db, stmt, err)) != 0)
         return rc;
-    PGresult *r = PQexecPrepared(db->conn, stmt->name, stmt->nparams, params, NULL, NULL, 0);
+    PGresult *r =
+        PQexecPrepared(db->conn, stmt->name, stmt->nparams, params, lengths, formats, result_format);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
         return fail_result(db, r, stmt->name, err);
@@ -204,6 +214,17 @@ int bp_db_query(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *params
     else
         PQclear(r);
     return 0;
+}
+
+int bp_db_exec_count(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *params, long *affected,
+                     bp_err_t *err)
+{
+    PGresult *res = NULL;
+    int rc = bp_db_query(db, stmt, params, &res, err);
+    if (rc == 0)
+        *affected = strtol(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return rc;
 }
 
 int bp_db_exec_static(bp_db_t *db, const char *sql, bp_err_t *err)

@@ -53,6 +53,26 @@ int bp_db_connect_wait(bp_db_t *db, int deadline_ms, bp_err_t *err);
 int bp_db_query(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *params, PGresult **res,
                 bp_err_t *err);
 
+/* Parameter and result formats of bp_db_query_bin (libpq's 0 and 1). */
+enum { BP_DB_TEXT = 0, BP_DB_BINARY = 1 };
+
+/* bp_db_query with libpq's binary formats, for bytea: no escaping and no doubling in hex.
+ * formats[i] BP_DB_BINARY sends params[i] as exactly lengths[i] bytes (NULs allowed; declare
+ * the parameter "$n::bytea" so the server reads them as the bytes themselves); BP_DB_TEXT sends
+ * a NUL-terminated string as bp_db_query does and ignores lengths[i]. lengths and formats are
+ * nparams long, or both NULL for all text. result_format applies to every column: with
+ * BP_DB_BINARY, PQgetvalue points at PQgetlength raw bytes, which for a bytea are its bytes but
+ * for other types their network-order binary form (select bytea columns only, or read them
+ * accordingly; bp_db_text and friends expect text). The params are only read during the call.
+ * Result ownership and errors as bp_db_query. */
+int bp_db_query_bin(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *params, const int *lengths,
+                    const int *formats, int result_format, PGresult **res, bp_err_t *err);
+
+/* bp_db_query for a statement whose result is only its row count (INSERT/UPDATE/DELETE):
+ * *affected gets PQcmdTuples. */
+int bp_db_exec_count(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *params, long *affected,
+                     bp_err_t *err);
+
 /* Runs fixed SQL text with no parameters (BEGIN, COMMIT, migrations). Never pass input here. */
 int bp_db_exec_static(bp_db_t *db, const char *sql, bp_err_t *err);
 

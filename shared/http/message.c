@@ -118,6 +118,18 @@ void bp_http_respond_err(bp_http_response_t *res, const bp_err_t *err)
     bp_http__respond_error_msg(res, bp_err_http_status(code), bp_strerror(code), msg);
 }
 
+void bp_http_respond_outcome(bp_http_response_t *res, int rc, const char *json, bp_err_t *err)
+{
+    if (rc == 0) {
+        bp_http_respond_json(res, 200, json);
+        res->run_after = true;
+        return;
+    }
+    if (err->code == BP_OK)
+        bp_err_set(err, rc, "cannot build the response");
+    bp_http_respond_err(res, err);
+}
+
 int bp_http_add_header(bp_http_response_t *res, const char *name, const char *value)
 {
     if (res->num_headers >= BP_HTTP_MAX_RES_HEADERS)
@@ -152,4 +164,3 @@ void bp_http__response_free(bp_http_response_t *res)
     res->num_headers = 0;
     bp_buf_free(&res->body);
 }
-

@@ -126,6 +126,11 @@ void bp_http_respond_json(bp_http_response_t *res, int status, const char *json)
 void bp_http_respond_error(bp_http_response_t *res, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* How most handlers end: rc 0 answers 200 with the JSON text json and sets run_after (the
+ * work committed, so the outbox has something to send); otherwise the error err describes,
+ * or rc with a generic message when err holds no code (a response that could not be built). */
+void bp_http_respond_outcome(bp_http_response_t *res, int rc, const char *json, bp_err_t *err);
+
 /* Maps err to its status (bp_err_http_status) and code (bp_strerror) and responds with it. */
 void bp_http_respond_err(bp_http_response_t *res, const bp_err_t *err);
 
