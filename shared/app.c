@@ -142,7 +142,9 @@ static void *background(void *arg)
         if (migrated) {
             int version = 0;
             rc = bp_db_migrate_current(w->db, &version, &err);
-            ready = rc == 0 && version == bp_db_migrate_latest();
+            /* A newer schema is fine: migrations stay backward compatible, and during a rolling
+             * deploy the old revision keeps serving after the new one migrated. */
+            ready = rc == 0 && version >= bp_db_migrate_latest();
             if (rc == 0 && !ready)
                 bp_err_set(&err, BP_EINTERNAL, "schema version %d, this binary expects %d", version,
                            bp_db_migrate_latest());

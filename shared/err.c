@@ -59,7 +59,6 @@ int bp_err_http_status(int code)
     case BP_OK:
         return 200;
     case BP_EINVAL:
-    case BP_ECONFIG:
         return 400;
     case BP_EAUTH:
         return 401;

@@ -20,7 +20,7 @@ enum {
     BP_EDB = -5,        /* database unreachable or a statement failed transiently (HTTP 503) */
     BP_EIO = -6,        /* file system or network I/O failed (HTTP 503) */
     BP_ENOMEM = -7,     /* allocation failed (HTTP 500) */
-    BP_ECONFIG = -8,    /* configuration refused at startup */
+    BP_ECONFIG = -8,    /* configuration refused (at startup; met on a request: HTTP 500, retried) */
     BP_EBUSY = -9,      /* capacity exhausted: queue full, lock held (HTTP 503) */
     BP_EINTERNAL = -10, /* a bug or a library failure that retrying will not fix (HTTP 500) */
     BP_EAUTH = -11,     /* missing or wrong bearer token (HTTP 401) */

@@ -338,13 +338,6 @@ static int compute_window(bp_worker_t *w, const bp_metric_t *m, const bp_agg_opt
         }
         /* fresh counts rows, not series: an overestimate, which only costs a redo */
         if (known.n + fresh > (size_t)m->max_series) {
-            size_t distinct = 0;
-            for (int i = 0; i < PQntuples(res); i++) {
-                const char *s = PQgetvalue(res, i, PQfnumber(res, "series"));
-                int64_t ts = strtoll(PQgetvalue(res, i, PQfnumber(res, "ts")), NULL, 10);
-                distinct += s[0] != '\0' && ts == win->from && !bp_series_has(&known, s);
-            }
-            (void)distinct;
             long folded = 0;
             PQclear(res);
             res = NULL;
@@ -378,7 +371,7 @@ out:
 
 /* One transaction of a tick: lock, read the watermark, recompute at most a batch of
  * intervals, advance the watermark. */
-static int tick_batch(bp_worker_t *w, const bp_metric_t *m, const bp_agg_options_t *o, bool first_batch,
+static int tick_batch(bp_worker_t *w, const bp_metric_t *m, const bp_agg_options_t *o, int64_t resume,
                       window_t *win, bp_err_t *err)
 {
     bp_db_t *db = w->db;
@@ -400,9 +393,10 @@ static int tick_batch(bp_worker_t *w, const bp_metric_t *m, const bp_agg_options
     if ((rc = query_int(db, &watermark_sql, name, "wm", &wm, &found, err)) != 0)
         goto fail;
     if (found) {
-        /* Only a tick's first batch looks back for late events; later batches of a catch-up
-         * continue exactly where the previous one stopped. */
-        win->from = bp_time_floor(first_batch ? wm - o->lateness_s : wm, iv);
+        /* A tick's first batch looks back for late events from the watermark; later batches
+         * continue exactly where the previous one stopped (resume), which may still be behind
+         * the watermark when the lateness window is longer than one batch. */
+        win->from = resume > 0 ? resume : bp_time_floor(wm - o->lateness_s, iv);
     } else {
         bp_buf_t types;
         bp_buf_init(&types, 4096);
@@ -502,7 +496,7 @@ int bp_agg_tick(bp_worker_t *w, const bp_agg_options_t *opts, bp_buf_t *out, bp_
         do {
             memset(&win, 0, sizeof(win));
             bp_buf_init(&win.revised, 16384);
-            rc = tick_batch(w, m, opts, s.batches == 0, &win, err);
+            rc = tick_batch(w, m, opts, s.batches == 0 ? 0 : s.to, &win, err);
             if (rc == 0)
                 add_up(&s, &win);
             bp_buf_free(&win.revised);

@@ -31,12 +31,13 @@ static int describe_trigger(const bp_http_request_t *req, char *out, size_t outs
         return 0;
     }
     bp_ce_t ev;
-    int rc = bp_ce_decode(req->headers, req->num_headers, req->body, req->body_len, &ev, err);
+    bp_err_t why;
+    int rc = bp_ce_decode(req->headers, req->num_headers, req->body, req->body_len, &ev, &why);
     if (rc != 0)
         return bp_err_set(err, rc,
                           "expected a Cloud Scheduler POST (X-CloudScheduler-JobName header) or a PingSource "
                           "CloudEvent: %s",
-                          err->msg);
+                          why.msg);
     if (strcmp(ev.type, BP_CE_TYPE_PING) != 0) {
         rc = bp_err_set(err, BP_EINVAL, "CloudEvent type '%.80s' does not trigger aggregation (expected %s)",
                         ev.type, BP_CE_TYPE_PING);

@@ -1,5 +1,6 @@
 #include "backtest.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 #include "episode.h"
@@ -7,8 +8,14 @@
 #include "score.h"
 #include "timefmt.h"
 
-int bp_backtest_run(bp_worker_t *w, const bp_metric_t *m, int64_t from, int64_t to, const bp_detect_options_t *o,
-                    bp_buf_t *out, bp_err_t *err)
+/* JSON has no NaN: a peak without an expected value (a ratio with no denominator) prints 0. */
+static double finite_or_0(double v)
+{
+    return isfinite(v) ? v : 0;
+}
+
+int bp_backtest_run(bp_worker_t *w, const bp_metric_t *m, int64_t from, int64_t to,
+                    const bp_detect_options_t *o, bp_buf_t *out, bp_err_t *err)
 {
     if (from >= to)
         return bp_err_set(err, BP_EINVAL, "--from must be before --to");
@@ -18,7 +25,8 @@ int bp_backtest_run(bp_worker_t *w, const bp_metric_t *m, int64_t from, int64_t 
     bp_detect_range_t range = {.from = from, .to = to};
     bp_point_t *pts = NULL, prior[BP_EPISODE_SPAN_MAX];
     size_t *hist_n = NULL, n = 0, nprior = 0;
-    int rc = bp_detect_score_range(w->db, m, (int)method, o->z_alert, &range, &pts, &hist_n, &n, prior, &nprior, err);
+    int rc = bp_detect_score_range(w->db, m, (int)method, o->z_alert, &range, &pts, &hist_n, &n, prior,
+                                   &nprior, err);
     if (rc != 0)
         return rc;
     bp_episode_params_t prm = {.min_anomalies = o->min_anomalies,
@@ -46,12 +54,14 @@ int bp_backtest_run(bp_worker_t *w, const bp_metric_t *m, int64_t from, int64_t 
         bool report = (ev & BP_EPISODE_RESOLVED) || (i == n && e.open);
         if (!report)
             continue;
-        rc = bp_buf_appendf(out,
-                            "%s{\"started\":\"%s\",\"ended\":%s%s%s,\"peak_at\":\"%s\",\"peak\":%.6g,\"expected\":%.6g,"
-                            "\"anomalies\":%zu}",
-                            incidents ? "," : "", bp_time_format(e.started, a), e.open ? "" : "\"",
-                            e.open ? "null" : bp_time_format(e.resolved_at, b), e.open ? "" : "\"",
-                            bp_time_format(e.peak.ts, c), e.peak.value, e.peak.expected, anomalies_in);
+        rc = bp_buf_appendf(
+            out,
+            "%s{\"started\":\"%s\",\"ended\":%s%s%s,\"peak_at\":\"%s\",\"peak\":%.6g,\"expected\":%.6g,"
+            "\"anomalies\":%zu}",
+            incidents ? "," : "", bp_time_format(e.started, a), e.open ? "" : "\"",
+            e.open ? "null" : bp_time_format(e.resolved_at, b), e.open ? "" : "\"",
+            bp_time_format(e.peak.ts, c), finite_or_0(e.peak.value), finite_or_0(e.peak.expected),
+            anomalies_in);
         incidents++;
         anomalies_in = 0;
     }
@@ -61,8 +71,8 @@ int bp_backtest_run(bp_worker_t *w, const bp_metric_t *m, int64_t from, int64_t 
                              "],\"points\":%zu,\"anomalous_points\":%zu,\"learning_points\":%zu,"
                              "\"incidents_per_week\":%.2f,\"params\":{\"min_anomalies\":%d,\"open_span\":%d,"
                              "\"resolve_after\":%d,\"z_alert\":%g}}",
-                             n, anomalous, learning, (double)incidents / weeks, o->min_anomalies, o->open_span,
-                             o->resolve_after, o->z_alert);
+                             n, anomalous, learning, (double)incidents / weeks, o->min_anomalies,
+                             o->open_span, o->resolve_after, o->z_alert);
     free(pts);
     free(hist_n);
     return rc ? bp_err_set(err, rc, "backtest report too large") : 0;

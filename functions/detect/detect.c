@@ -98,10 +98,11 @@ static int parse_data(const bp_ce_t *ev, request_t *r, bp_err_t *err)
     if (from == NULL)
         from = bp_json_str(root, "from");
     int rc = 0;
+    bp_err_t terr;
     if (metric == NULL || from == NULL || to == NULL)
         rc = bp_err_set(err, BP_EINVAL, "event data needs string fields 'metric', 'from' and 'to'");
-    else if (bp_time_parse(from, &r->from, err) != 0 || bp_time_parse(to, &r->to, err) != 0)
-        rc = bp_err_set(err, BP_EINVAL, "event data: %s", err->msg);
+    else if (bp_time_parse(from, &r->from, &terr) != 0 || bp_time_parse(to, &r->to, &terr) != 0)
+        rc = bp_err_set(err, BP_EINVAL, "event data: %s", terr.msg);
     else if (r->from > r->to)
         rc = bp_err_set(err, BP_EINVAL, "event data: 'from' (%s) is after 'to' (%s)", from, to);
     else if ((r->metric = strdup(metric)) == NULL)

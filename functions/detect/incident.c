@@ -47,8 +47,10 @@ static const bp_db_stmt_t retract_sql = {
 
 static const bp_db_stmt_t resolve_sql = {
     "bp_inc_resolve",
-    "UPDATE incidents SET status = 'resolved', resolved_at = now(), updated_at = now() WHERE id = $1::bigint",
-    1};
+    "UPDATE incidents SET status = 'resolved', updated_at = now(),"
+    /* the data's time, not the clock's: a catch-up resolves episodes of hours ago */
+    " resolved_at = least(now(), to_timestamp($2::bigint)) WHERE id = $1::bigint",
+    2};
 
 /* A value as people read it: a rate as a percentage, anything else with 4 significant digits. */
 static void fmt_value(const bp_metric_t *m, double v, char *out, size_t outsz)
@@ -218,9 +220,10 @@ static int persist_update(ctx_t *c, bool peak_moved, bp_err_t *err)
 
 static int persist_resolve(ctx_t *c, bp_err_t *err)
 {
-    char s_id[24];
+    char s_id[24], s_at[24];
     snprintf(s_id, sizeof(s_id), "%lld", c->id);
-    const char *p[] = {s_id};
+    snprintf(s_at, sizeof(s_at), "%" PRId64, c->e.resolved_at);
+    const char *p[] = {s_id, s_at};
     int rc = bp_db_query(c->db, &resolve_sql, p, NULL, err);
     if (rc == 0)
         rc = emit(c->db, c->o->source, c->id, "resolved", BP_CE_TYPE_INCIDENT_RESOLVED, c->m->name,
@@ -284,14 +287,17 @@ int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *prior
                                .open_span = o->open_span,
                                .resolve_after = o->resolve_after,
                                .recent_from = o->now - o->alert_window_s};
+    if (c.e.open && (rc = maybe_retract(&c, pts, n, err)) != 0) {
+        if (rc != 1)
+            return rc;
+        /* The episode is gone; the rest of the window may still hold a new one. */
+        change->id = c.id;
+        change->state = "retracted";
+        c.id = 0;
+        memset(&c.e, 0, sizeof(c.e));
+        rc = 0;
+    }
     if (c.e.open) {
-        if ((rc = maybe_retract(&c, pts, n, err)) != 0) {
-            if (rc == 1) {
-                change->id = c.id;
-                change->state = "retracted";
-            }
-            return rc == 1 ? 0 : rc;
-        }
         /* Normal points already stored between the last anomaly and this window count toward
          * resolution: a steady tick brings only a few points at a time. */
         /* Points up to the last anomaly are already part of the known episode. */

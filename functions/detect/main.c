@@ -113,6 +113,9 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "backtest") == 0) {
         bp_app_t app;
         rc = bp_app_init(&app, "detect", &err);
+        bp_detect_options_t check;
+        if (rc == 0) /* refuse bad settings now, not with a 400 on every event later */
+            rc = bp_detect_options_from_env(&check, &err);
         if (rc == 0 && strcmp(cmd, "backtest") == 0)
             rc = cmd_backtest(&app, argc, argv, &err);
         else if (rc == 0)

@@ -75,7 +75,8 @@ static int score_seasonal(const bp_series_t *s, size_t first, bp_point_t *out, s
                           .lower = v.lower,
                           .upper = v.upper,
                           .score = v.raw};
-        hist_n[i - first] = (size_t)bp_detector_points(d) - 1;
+        uint64_t learnt = bp_detector_points(d); /* this point included, when it was learnt */
+        hist_n[i - first] = (size_t)(learnt > 0 ? learnt - 1 : 0);
     }
     bp_detector_free(d);
     return 0;

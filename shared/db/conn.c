@@ -202,6 +202,8 @@ int bp_db_query_bin(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *pa
     int rc = bp_db_connect(db, err);
     if (rc != 0)
         return rc;
+    if (db->tx_lost) /* the connect above found it dead and replaced it: not our transaction */
+        return bp_err_set(err, BP_EDB, "database connection lost inside a transaction");
     if (!is_prepared(db, stmt->name) && (rc = prepare(db, stmt, err)) != 0)
         return rc;
     PGresult *r =
@@ -252,7 +254,22 @@ int bp_db_begin(bp_db_t *db, bp_err_t *err)
 
 int bp_db_commit(bp_db_t *db, bp_err_t *err)
 {
-    int rc = bp_db_exec_static(db, "COMMIT", err);
+    int rc = BP_OK;
+    if (db->tx_lost) {
+        rc = bp_err_set(err, BP_EDB, "database connection lost inside a transaction");
+    } else if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+        rc = bp_err_set(err, BP_EDB, "database connection lost before commit");
+    } else {
+        PGresult *r = PQexec(db->conn, "COMMIT");
+        /* A transaction that had failed answers COMMIT with the tag ROLLBACK: not a commit. */
+        if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
+            rc = fail_result(db, r, "commit", err);
+            r = NULL;
+        } else if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+            rc = bp_err_set(err, BP_EINTERNAL, "commit: the transaction had failed and was rolled back");
+        }
+        PQclear(r);
+    }
     /* Whether it committed or not, the transaction is over. */
     db->in_tx = false;
     db->tx_lost = false;

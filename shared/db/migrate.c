@@ -60,7 +60,9 @@ static int apply(bp_db_t *db, const bp_db_migration_t *m, bp_err_t *err)
         rc = bp_db_commit(db, err);
     if (rc != 0) {
         bp_db_rollback(db);
-        return bp_err_set(err, rc, "migration %03d_%s failed: %s", m->version, m->name, err ? err->msg : "");
+        char cause[BP_ERR_MSG_SIZE];
+        snprintf(cause, sizeof(cause), "%s", err ? err->msg : "");
+        return bp_err_set(err, rc, "migration %03d_%s failed: %s", m->version, m->name, cause);
     }
     bp_log_fields(BP_LOG_INFO, NULL, "applied migration %03d_%s", m->version, m->name);
     return 0;

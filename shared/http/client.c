@@ -111,7 +111,10 @@ int bp_http_client_send_ce(bp_http_client_t *c, const char *url, const bp_ce_t *
         return bp_err_set(err, BP_EIO, "POST %s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
     if (code >= 200 && code < 300)
         return 0;
-    if (code == 429 || code >= 500 || code == 408)
-        return bp_err_set(err, BP_EIO, "POST %s: HTTP %ld (will retry)", url, code);
-    return bp_err_set(err, BP_EINVAL, "POST %s: HTTP %ld (rejected)", url, code);
+    /* Only answers that say this event can never be accepted end its retries (the Knative
+     * delivery contract): a sink answering 404 or 401 may be a broker not ready yet or a
+     * secret being rotated. */
+    if (code == 400 || code == 413 || code == 415 || code == 422)
+        return bp_err_set(err, BP_EINVAL, "POST %s: HTTP %ld (rejected)", url, code);
+    return bp_err_set(err, BP_EIO, "POST %s: HTTP %ld (will retry)", url, code);
 }

@@ -18,9 +18,8 @@ bp_http_client_t *bp_http_client_new(void);
 void bp_http_client_free(bp_http_client_t *c); /* NULL-safe */
 
 /* POSTs ev to url. Adds `traceparent` when the calling thread has a trace id. Returns 0 for a
- * 2xx answer; BP_EIO when the sink is unreachable or answered 5xx/429 (retry later);
- * BP_EINVAL when it answered another 4xx (the event will never be accepted). *status gets the
- * HTTP status (0 when none). */
+ * 2xx answer; BP_EINVAL for 400, 413, 415, 422 (the event will never be accepted); BP_EIO for
+ * anything else, unreachable included (retry later). *status gets the HTTP status (0: none). */
 int bp_http_client_send_ce(bp_http_client_t *c, const char *url, const bp_ce_t *ev, int *status,
                            bp_err_t *err);
 

@@ -192,6 +192,25 @@ class LateData(harness.TestCase):
         self.assertEqual(data["changed_from"], rfc3339(late_minute))
 
 
+    def test_a_lateness_window_longer_than_a_batch_still_counts_late_events(self):
+        end = harness.last_closed_minute()
+        start = end - datetime.timedelta(days=3)
+        self.db.sql(f"""INSERT INTO business_events (event_type, event_timestamp, payload)
+                        SELECT 'user_registration', '{rfc3339(start)}'::timestamptz + g * interval '1 minute', '{{}}'
+                        FROM generate_series(0, 3 * 1440 - 1) AS g""")
+        aggregate = self.service("aggregate", BIZPULSE_AGG_LATENESS_S=2 * 86400)
+        self.assertEqual(aggregate.scheduler_tick().status, 200)
+        late = end - datetime.timedelta(hours=12)
+        self.db.sql(f"""INSERT INTO business_events (event_type, event_timestamp, payload)
+                        SELECT 'user_registration', '{rfc3339(late)}'::timestamptz + interval '10 seconds', '{{}}'
+                        FROM generate_series(1, 5)""")
+        [m] = aggregate.scheduler_tick().json()["metrics"]
+        self.assertTrue(m["caught_up"], m)
+        self.assertEqual(float(self.db.value(f"SELECT metric_value FROM aggregated_metrics "
+                                             f"WHERE metric_timestamp = '{rfc3339(late)}'")), 6.0)
+        self.assertEqual(harness.aggregation_mismatches(self.db, rfc3339(start), rfc3339(end)), [])
+
+
 class Replicas(harness.TestCase):
 
     def test_two_replicas_ticking_at_once_neither_double_count_nor_deadlock(self):
