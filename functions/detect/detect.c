@@ -200,7 +200,9 @@ int bp_detect_score_range(bp_db_t *db, const bp_metric_t *m, int method_id, doub
                                           .expected = bp_db_double(res, (int)i, "expected"),
                                           .verdict = bp_db_text(res, (int)i, "scored") != NULL &&
                                                      bp_db_text(res, (int)i, "scored")[0] == 't',
-                                          .anomaly = bp_db_text(res, (int)i, "is_anomaly")[0] == 't'};
+                                          /* NULL in rows the original system wrote */
+                                          .anomaly = bp_db_text(res, (int)i, "is_anomaly") != NULL &&
+                                                     bp_db_text(res, (int)i, "is_anomaly")[0] == 't'};
     bp_series_t series = {.ts = ts, .value = values, .num = num, .den = den, .n = rows};
     if (bp_score_series(method, &series, first, z_alert, pts, hn) != 0) {
         rc = bp_err_set(err, BP_ENOMEM, "out of memory scoring the window");

@@ -151,9 +151,9 @@ int bp_mail_send(const bp_mail_config_t *cfg, const bp_mail_t *m, bp_err_t *err)
         cc = curl_mime_type(text, "text/plain; charset=utf-8");
     if (cc == CURLE_OK)
         cc = curl_mime_encoder(text, "quoted-printable");
-    if (cc == CURLE_OK && m->attach_path != NULL) {
+    if (cc == CURLE_OK && m->attach != NULL) {
         curl_mimepart *pdf = curl_mime_addpart(mime);
-        cc = pdf == NULL ? CURLE_OUT_OF_MEMORY : curl_mime_filedata(pdf, m->attach_path);
+        cc = pdf == NULL ? CURLE_OUT_OF_MEMORY : curl_mime_data(pdf, m->attach, m->attach_len);
         if (cc == CURLE_OK)
             cc = curl_mime_filename(pdf, m->attach_name);
         if (cc == CURLE_OK)
@@ -162,7 +162,7 @@ int bp_mail_send(const bp_mail_config_t *cfg, const bp_mail_t *m, bp_err_t *err)
             cc = curl_mime_encoder(pdf, "base64");
     }
     if (cc != CURLE_OK) {
-        rc = curl_failed(cc, "building the message", m->attach_path, err);
+        rc = curl_failed(cc, "building the message", m->attach_name, err);
         goto out;
     }
 

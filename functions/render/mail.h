@@ -38,7 +38,8 @@ typedef struct st_bp_mail_t {
     size_t num_to;
     const char *subject;
     const char *text;        /* the body's text part */
-    const char *attach_path; /* file to attach, or NULL */
+    const void *attach;      /* the PDF to attach (copied by bp_mail_send), or NULL for none */
+    size_t attach_len;       /* its size */
     const char *attach_name; /* its file name in the message */
     const char *message_id;  /* "<...@...>", or NULL for none */
 } bp_mail_t;

@@ -22,7 +22,7 @@ static const bp_db_stmt_t claim_stmt = {
     "      OR (email_status = 'sending' AND email_lease_until < now())"
     "   ORDER BY email_next_at LIMIT $3::int FOR UPDATE SKIP LOCKED) due, incidents i"
     " WHERE r.incident_id = due.incident_id AND r.state = due.state AND i.id = r.incident_id"
-    " RETURNING r.incident_id, r.state, r.path, r.email_to, r.email_attempts, i.metric_name, i.series,"
+    " RETURNING r.incident_id, r.state, r.bytes, r.email_to, r.email_attempts, i.metric_name, i.series,"
     " i.summary",
     3,
 };
@@ -70,7 +70,6 @@ void bp_mailq_items_free(bp_mailq_item_t *items, size_t n)
         return;
     for (size_t i = 0; i < n; i++) {
         free(items[i].state);
-        free(items[i].path);
         free(items[i].to);
         free(items[i].metric);
         free(items[i].series);
@@ -108,15 +107,15 @@ int bp_mailq_claim(bp_db_t *db, int max, int lease_s, bp_mailq_item_t **items, s
         bp_mailq_item_t *it = &out[i];
         it->incident_id = bp_db_int(res, i, "incident_id");
         it->state = dup_text(res, i, "state");
-        it->path = dup_text(res, i, "path");
+        it->bytes = (size_t)bp_db_int(res, i, "bytes");
         it->to = dup_text(res, i, "email_to");
         it->metric = dup_text(res, i, "metric_name");
         it->series = dup_text(res, i, "series");
         it->summary = dup_text(res, i, "summary");
         it->attempts = (int)bp_db_int(res, i, "email_attempts");
         snprintf(it->claim, sizeof(it->claim), "%s", claim);
-        if (it->state == NULL || it->path == NULL || it->to == NULL || it->metric == NULL ||
-            it->series == NULL || it->summary == NULL)
+        if (it->state == NULL || it->to == NULL || it->metric == NULL || it->series == NULL ||
+            it->summary == NULL)
             rc = bp_err_set(err, BP_ENOMEM, "out of memory claiming emails");
     }
     PQclear(res);

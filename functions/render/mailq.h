@@ -25,8 +25,8 @@
 /* A claimed email: everything needed to build and send it. Strings are malloc'd (clear). */
 typedef struct st_bp_mailq_item_t {
     long long incident_id;
-    char *state;   /* "opened", "resolved" */
-    char *path;    /* the PDF */
+    char *state;   /* "opened", "resolved"; the PDF is the report of (incident_id, state) */
+    size_t bytes;  /* the PDF's recorded size */
     char *to;      /* comma list */
     char *metric;  /* incident's metric */
     char *series;  /* incident's series ("" total) */

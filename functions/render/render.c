@@ -429,6 +429,70 @@ int bp_render_write_file(const char *path, const void *data, size_t len, bp_err_
     return rc;
 }
 
+/* This pod's copy of the report of (id, state): the same name on every replica, in its own
+ * report_dir (the path recorded in the row is the builder's, maybe another pod's). Returns 0,
+ * or -1 when the path does not fit. */
+static int cache_path(const bp_render_t *r, long long id, const char *state, char *out, size_t outsz)
+{
+    return snprintf(out, outsz, "%s/incident-%lld-%s.pdf", r->report_dir, id, state) < (int)outsz ? 0 : -1;
+}
+
+/* Appends the cached file to out when it exists and has the recorded size (written atomically,
+ * so a complete file has it). Returns 1 when read, 0 when there is no usable copy (out is left
+ * as it was given: empty). A file that cannot be read is logged and treated as absent: the
+ * database has the bytes. */
+static int read_cache(const char *path, size_t bytes, bp_buf_t *out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno != ENOENT)
+            bp_log(BP_LOG_WARNING, "cannot open cached report %s: %s", path, strerror(errno));
+        return 0;
+    }
+    struct stat st;
+    int rc = fstat(fd, &st) == 0 && (size_t)st.st_size == bytes ? 0 : -1;
+    while (rc == 0) {
+        char chunk[64 * 1024];
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n < 0)
+                bp_log(BP_LOG_WARNING, "cannot read cached report %s: %s", path, strerror(errno));
+            rc = n < 0 ? -1 : 1;
+            break;
+        }
+        if (bp_buf_append(out, chunk, (size_t)n) != 0)
+            rc = -1;
+    }
+    close(fd);
+    if (rc == 1 && out->len == bytes)
+        return 1;
+    bp_buf_reset(out);
+    return 0;
+}
+
+/* The report of (id, state), recorded as bytes long, into out (empty; its ceiling bounds the
+ * size): this pod's cached file when it has one, else the bytes stored in the database.
+ * BP_ENOTFOUND when neither exists (a report recorded before migration 004 whose file is on
+ * another pod or gone). */
+static int load_report(bp_worker_t *w, const bp_render_t *r, long long id, const char *state, size_t bytes,
+                       bp_buf_t *out, bp_err_t *err)
+{
+    char path[PATH_MAX];
+    if (cache_path(r, id, state, path, sizeof(path)) == 0 && read_cache(path, bytes, out) == 1)
+        return 0;
+    int found = bp_store_load_report_pdf(w->db, id, state, out, err);
+    if (found < 0)
+        return found;
+    if (found == 0)
+        return bp_err_set(err, BP_ENOTFOUND,
+                          "the report of incident %lld %s is not stored (recorded before "
+                          "reports were kept in the database, and its file is gone)",
+                          id, state);
+    return 0;
+}
+
 /* data.incident_id: a positive integer. */
 static int parse_incident_id(const bp_ce_t *ev, long long *id, bp_err_t *err)
 {
@@ -511,9 +575,10 @@ int bp_render_handle_event(bp_worker_t *w, const bp_render_t *r, const bp_ce_t *
     }
 
     bp_store_incident_t inc = {0};
+    bp_store_report_t rec;
     bp_buf_t pdf;
     bp_buf_init(&pdf, BP_RENDER_PDF_MAX);
-    bool first = false, in_tx = false;
+    bool first = false, in_tx = false, added = false;
     int found = 0;
     rc = bp_db_begin(w->db, err);
     in_tx = rc == 0;
@@ -526,11 +591,12 @@ int bp_render_handle_event(bp_worker_t *w, const bp_render_t *r, const bp_ce_t *
         goto out;
     }
     if (rc == 0) {
-        found = bp_store_find_report(w->db, res->incident_id, res->state, res->path, sizeof(res->path), err);
+        found = bp_store_find_report(w->db, res->incident_id, res->state, &rec, err);
         rc = found < 0 ? found : 0;
     }
     if (rc == 0 && found == 1) {
         res->outcome = BP_RENDER_EXISTING;
+        snprintf(res->path, sizeof(res->path), "%s", rec.path);
         goto out;
     }
     if (rc == 0) {
@@ -540,20 +606,27 @@ int bp_render_handle_event(bp_worker_t *w, const bp_render_t *r, const bp_ce_t *
     }
     if (rc == 0)
         rc = bp_render_report_pdf(w, r, &inc, res->state, &pdf, err);
-    if (rc == 0 && snprintf(res->path, sizeof(res->path), "%s/incident-%lld-%s.pdf", r->report_dir,
-                            res->incident_id, res->state) >= (int)sizeof(res->path))
+    if (rc == 0 && cache_path(r, res->incident_id, res->state, res->path, sizeof(res->path)) != 0)
         rc = bp_err_set(err, BP_EIO, "report path too long");
-    /* The file is written before the row: a commit that fails leaves a file a redelivery
-     * overwrites, never a row pointing at nothing. */
+    /* The bytes go into the row, in this transaction: the database is what every replica
+     * reads; the file is written only once they are committed (below). */
     if (rc == 0)
-        rc = bp_render_write_file(res->path, pdf.base, pdf.len, err);
+        rc = bp_store_insert_report(w->db, res->incident_id, res->state, res->path, pdf.base, pdf.len, &added,
+                                    err);
+    if (rc == 0 && !added) {
+        /* An event with another id for the same incident state, handled by another replica
+         * (or worker) meanwhile, committed first: its report and email stand. */
+        res->outcome = BP_RENDER_EXISTING;
+        found = bp_store_find_report(w->db, res->incident_id, res->state, &rec, err);
+        rc = found < 0 ? found : 0;
+        snprintf(res->path, sizeof(res->path), "%s", found == 1 ? rec.path : "");
+        goto out;
+    }
     if (rc == 0) {
         res->bytes = pdf.len;
         res->outcome = BP_RENDER_WRITTEN;
-        rc = bp_store_insert_report(w->db, res->incident_id, res->state, res->path, pdf.len, NULL, err);
-    }
-    if (rc == 0)
         rc = enqueue_email(w, r, &inc, res->state, err);
+    }
 out:
     if (rc == 0 && in_tx && res->outcome == BP_RENDER_DUPLICATE) {
         bp_db_rollback(w->db);
@@ -561,6 +634,15 @@ out:
         rc = bp_db_commit(w->db, err);
     } else if (in_tx) {
         bp_db_rollback(w->db);
+    }
+    /* The local copy, only of committed bytes. Failing to write it loses nothing: reads fall
+     * back to the database. */
+    if (rc == 0 && res->outcome == BP_RENDER_WRITTEN) {
+        bp_err_t ferr;
+        bp_err_clear(&ferr);
+        if (bp_render_write_file(res->path, pdf.base, pdf.len, &ferr) != 0)
+            bp_log(BP_LOG_WARNING, "report of incident %lld %s stored, but not cached: %s", res->incident_id,
+                   res->state, ferr.msg);
     }
     bp_metrics_inc(M_REPORTS, rc == 0 ? count_label(res->outcome) : "outcome=\"error\"");
     bp_store_incident_clear(&inc);
@@ -570,37 +652,13 @@ out:
 
 int bp_render_read_report(bp_worker_t *w, long long id, bp_buf_t *out, bp_err_t *err)
 {
-    char path[PATH_MAX];
-    int found = bp_store_find_report(w->db, id, NULL, path, sizeof(path), err);
+    bp_store_report_t rec;
+    int found = bp_store_find_report(w->db, id, NULL, &rec, err);
     if (found < 0)
         return found;
     if (found == 0)
         return bp_err_set(err, BP_ENOTFOUND, "no report for incident %lld", id);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT)
-        return bp_err_set(err, BP_ENOTFOUND, "the report file of incident %lld is gone", id);
-    if (fd < 0)
-        return bp_err_set(err, BP_EIO, "cannot open the report of incident %lld: %s", id, strerror(errno));
-    int rc = 0;
-    for (;;) {
-        char chunk[64 * 1024];
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = bp_err_set(err, BP_EIO, "cannot read the report of incident %lld: %s", id, strerror(errno));
-            break;
-        }
-        if (n == 0)
-            break;
-        rc = bp_buf_append(out, chunk, (size_t)n);
-        if (rc != 0) {
-            bp_err_set(err, rc, "the report of incident %lld is too large to serve", id);
-            break;
-        }
-    }
-    close(fd);
-    return rc;
+    return load_report(w, w->app->fn, id, rec.state, rec.bytes, out, err);
 }
 
 /* Sends one claimed email and records the outcome. */
@@ -616,6 +674,21 @@ static void send_one(bp_worker_t *w, const bp_render_t *r, const bp_mailq_item_t
              it->metric, it->series[0] != '\0' ? " (" : "", it->series, it->series[0] != '\0' ? ")" : "");
     snprintf(name, sizeof(name), "incident-%lld-%s.pdf", it->incident_id, it->state);
     snprintf(msgid, sizeof(msgid), "<bizpulse-incident-%lld-%s@bizpulse>", it->incident_id, it->state);
+    bp_err_t err, dberr;
+    bp_err_clear(&err);
+    bp_err_clear(&dberr);
+    /* The PDF whichever replica built it: this pod's cached file, else the database's bytes. */
+    bp_buf_t pdf;
+    bp_buf_init(&pdf, BP_RENDER_PDF_MAX);
+    int load_rc = load_report(w, r, it->incident_id, it->state, it->bytes, &pdf, &err);
+    if (load_rc == BP_ENOTFOUND) {
+        /* A report from before the bytes were stored, its file gone: it never comes back, and
+         * the alert matters more than its attachment. */
+        bp_log(BP_LOG_WARNING, "email for incident %lld %s goes without its report: %s", it->incident_id,
+               it->state, err.msg);
+        bp_err_clear(&err);
+        load_rc = 0;
+    }
     bp_buf_t text;
     bp_buf_init(&text, 64 * 1024);
     int rc = bp_buf_appendf(&text, "%s\n\n", it->summary);
@@ -632,21 +705,30 @@ static void send_one(bp_worker_t *w, const bp_render_t *r, const bp_mailq_item_t
             rc = bp_buf_appendf(&text, "Live chart: %s\nReport: %s/reports/%lld.pdf\n\n", link, r->public_url,
                                 it->incident_id);
     }
+    if (rc == 0 && pdf.len > 0)
+        rc = bp_buf_appendf(&text, "The incident report is attached (%s).\n", name);
+    else if (rc == 0)
+        rc = bp_buf_appendf(&text, "The incident report (%s) is no longer stored, so it is not attached.\n",
+                            name);
     if (rc == 0)
-        rc = bp_buf_appendf(&text, "The incident report is attached (%s).\n-- \nbizpulse\n", name);
+        rc = bp_buf_appendf(&text, "-- \nbizpulse\n");
 
     bp_mail_t m = {.to = to,
                    .num_to = n,
                    .subject = subject,
                    .text = text.base != NULL ? text.base : "",
-                   .attach_path = it->path,
+                   .attach = pdf.len > 0 ? pdf.base : NULL,
+                   .attach_len = pdf.len,
                    .attach_name = name,
                    .message_id = msgid};
-    bp_err_t err, dberr;
-    bp_err_clear(&err);
-    bp_err_clear(&dberr);
-    rc = rc != 0 ? bp_err_set(&err, rc, "cannot build the message") : bp_mail_send(&r->mail, &m, &err);
+    if (load_rc != 0) /* the database is unreachable: retried like SMTP trouble */
+        rc = load_rc;
+    else if (rc != 0)
+        rc = bp_err_set(&err, rc, "cannot build the message");
+    else
+        rc = bp_mail_send(&r->mail, &m, &err);
     bp_buf_free(&text);
+    bp_buf_free(&pdf);
     int db_rc;
     if (rc == 0) {
         bp_metrics_inc(M_EMAIL_SENDS, "result=\"sent\"");

@@ -1,8 +1,12 @@
 /*
  * render: what the render function does, callable from HTTP handlers (routes.c) and the CLI
  * (main.c) alike: a metric's chart as PNG, an incident's PDF report, and the handling of an
- * incident CloudEvent (dedup, report built, written to the report directory, recorded), all
- * against the caller's bp_worker_t (its DB connection).
+ * incident CloudEvent (dedup, report built, stored in PostgreSQL, cached in the report
+ * directory), all against the caller's bp_worker_t (its DB connection).
+ *
+ * Reports: the bytes in incident_reports (migration 004) are the truth, so any replica serves
+ * and e-mails any report; report_dir (a per-pod emptyDir in Knative) holds only a cache of what
+ * this process built, used when present and never required.
  *
  * Threads: bp_render_t is read-only after bp_render_init and shared by every worker; each call
  * uses only the worker it is given.
@@ -32,7 +36,7 @@
 
 /* The function's own state (bp_app_t.fn), owned by main. */
 typedef struct st_bp_render_t {
-    char report_dir[PATH_MAX]; /* absolute; exists */
+    char report_dir[PATH_MAX]; /* absolute; exists; this process's cache of report PDFs */
     const char *public_url;    /* BIZPULSE_PUBLIC_URL (chart links in reports), or NULL */
     const char *token;         /* BIZPULSE_RENDER_TOKEN, or NULL: no bearer check */
     bp_mail_config_t mail;     /* BIZPULSE_SMTP_*, BIZPULSE_MAIL_FROM; mail.url NULL: no email */
@@ -54,7 +58,7 @@ typedef struct st_bp_render_result_t {
     bp_render_outcome_t outcome;
     long long incident_id;
     char state[16];      /* "opened" / "resolved" */
-    char path[PATH_MAX]; /* WRITTEN/EXISTING: the report file */
+    char path[PATH_MAX]; /* WRITTEN: the cached copy here; EXISTING: the builder's (maybe another pod's) */
     size_t bytes;        /* WRITTEN: its size */
 } bp_render_result_t;
 
@@ -112,12 +116,14 @@ int bp_render_report_pdf(bp_worker_t *w, const bp_render_t *r, const bp_store_in
 
 /* Handles one decoded CloudEvent (DESIGN §5, §6 render). For incident.opened/resolved, in one
  * transaction: claims (source, id) in the inbox, loads the incident named by data.incident_id,
- * builds its report, writes report_dir/incident-<id>-<state>.pdf (temp file + rename) and
- * records it in incident_reports, marks its email pending when there are recipients (the
- * metric's and BIZPULSE_MAIL_TO) and SMTP is configured, then commits. Other types are IGNORED (no DB
- * access). Returns 0 with *res filled, or BP_EINVAL (bad data, unknown incident: never succeeds),
- * BP_EDB/BP_EIO (retry later), BP_ENOMEM/BP_EINTERNAL; on failure the transaction is rolled
- * back, so a redelivery tries again. */
+ * builds its report, records it with its bytes in incident_reports, marks its email pending
+ * when there are recipients (the metric's and BIZPULSE_MAIL_TO) and SMTP is configured, then
+ * commits; only then writes the cache report_dir/incident-<id>-<state>.pdf (temp file + rename;
+ * a failure there is logged, not returned). When another event for the same incident state
+ * committed its report first, the outcome is EXISTING and nothing of this call's stays. Other
+ * types are IGNORED (no DB access). Returns 0 with *res filled, or BP_EINVAL (bad data, unknown
+ * incident: never succeeds), BP_EDB (retry later), BP_ETOOBIG/BP_ENOMEM/BP_EINTERNAL; on
+ * failure the transaction is rolled back, so a redelivery tries again. */
 int bp_render_handle_event(bp_worker_t *w, const bp_render_t *r, const bp_ce_t *ev, bp_render_result_t *res,
                            bp_err_t *err);
 
@@ -126,8 +132,10 @@ int bp_render_handle_event(bp_worker_t *w, const bp_render_t *r, const bp_ce_t *
  * are logged; nothing is returned. */
 void bp_render_periodic(bp_worker_t *w);
 
-/* Reads the latest stored report of incident id into out (its ceiling bounds the size).
- * BP_ENOTFOUND when none is recorded or its file is gone; BP_EDB, BP_EIO, BP_ETOOBIG. */
+/* Reads the latest stored report of incident id into out (empty; its ceiling bounds the size):
+ * the cached file in report_dir when it has the recorded size, else the bytes in the database,
+ * whichever replica built it. Does NOT fill the cache. BP_ENOTFOUND when none is recorded, or
+ * it was recorded before migration 004 and its file is not here; BP_EDB, BP_ETOOBIG. */
 int bp_render_read_report(bp_worker_t *w, long long id, bp_buf_t *out, bp_err_t *err);
 
 /* Writes data to path atomically: a temporary file in the same directory, fsync, rename. */

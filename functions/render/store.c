@@ -1,5 +1,6 @@
 #include "store.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,25 +66,34 @@ static const bp_db_stmt_t incident_stmt = {
     1,
 };
 
+/* $5 is sent in binary (bp_db_query_bin): the PDF's bytes as they are. */
 static const bp_db_stmt_t report_insert_stmt = {
     "bp_render_report_insert",
-    "INSERT INTO incident_reports (incident_id, state, path, bytes) VALUES ($1::bigint, $2, $3, $4::int)"
+    "INSERT INTO incident_reports (incident_id, state, path, bytes, pdf)"
+    " VALUES ($1::bigint, $2, $3, $4::int, $5::bytea)"
     " ON CONFLICT (incident_id, state) DO NOTHING",
-    4,
+    5,
 };
 
 static const bp_db_stmt_t report_get_stmt = {
     "bp_render_report_get",
-    "SELECT path FROM incident_reports WHERE incident_id = $1::bigint AND state = $2",
+    "SELECT state, path, bytes FROM incident_reports WHERE incident_id = $1::bigint AND state = $2",
     2,
 };
 
 /* "Latest" is by creation; on a tie (one transaction) 'resolved' sorts after 'opened'. */
 static const bp_db_stmt_t report_latest_stmt = {
     "bp_render_report_latest",
-    "SELECT path FROM incident_reports WHERE incident_id = $1::bigint"
+    "SELECT state, path, bytes FROM incident_reports WHERE incident_id = $1::bigint"
     " ORDER BY created_at DESC, state DESC LIMIT 1",
     1,
+};
+
+/* Read in binary (the only column is the bytea): the bytes as they are, not hex text. */
+static const bp_db_stmt_t report_pdf_stmt = {
+    "bp_render_report_pdf",
+    "SELECT pdf FROM incident_reports WHERE incident_id = $1::bigint AND state = $2 AND pdf IS NOT NULL",
+    2,
 };
 
 static double num_col(const PGresult *res, int row, int col, bool *valid)
@@ -200,14 +210,19 @@ void bp_store_incident_clear(bp_store_incident_t *inc)
 }
 
 int bp_store_insert_report(bp_db_t *db, long long incident_id, const char *state, const char *path,
-                           size_t bytes, bool *added, bp_err_t *err)
+                           const void *pdf, size_t len, bool *added, bp_err_t *err)
 {
+    /* The int column and libpq's int lengths: BP_RENDER_PDF_MAX keeps reports far below. */
+    if (len > INT_MAX)
+        return bp_err_set(err, BP_ETOOBIG, "the report of incident %lld is too large to store", incident_id);
     char id_s[24], bytes_s[24];
     snprintf(id_s, sizeof(id_s), "%lld", incident_id);
-    snprintf(bytes_s, sizeof(bytes_s), "%zu", bytes);
-    const char *params[] = {id_s, state, path, bytes_s};
+    snprintf(bytes_s, sizeof(bytes_s), "%zu", len);
+    const char *params[] = {id_s, state, path, bytes_s, pdf};
+    const int lengths[] = {0, 0, 0, 0, (int)len};
+    const int formats[] = {BP_DB_TEXT, BP_DB_TEXT, BP_DB_TEXT, BP_DB_TEXT, BP_DB_BINARY};
     PGresult *res = NULL;
-    int rc = bp_db_query(db, &report_insert_stmt, params, &res, err);
+    int rc = bp_db_query_bin(db, &report_insert_stmt, params, lengths, formats, BP_DB_TEXT, &res, err);
     if (rc != 0)
         return rc;
     if (added != NULL)
@@ -216,12 +231,13 @@ int bp_store_insert_report(bp_db_t *db, long long incident_id, const char *state
     return 0;
 }
 
-int bp_store_find_report(bp_db_t *db, long long incident_id, const char *state, char *path, size_t pathsz,
+int bp_store_find_report(bp_db_t *db, long long incident_id, const char *state, bp_store_report_t *out,
                          bp_err_t *err)
 {
     char id_s[24];
     snprintf(id_s, sizeof(id_s), "%lld", incident_id);
     const char *params[] = {id_s, state};
+    memset(out, 0, sizeof(*out));
     PGresult *res = NULL;
     int rc = bp_db_query(db, state != NULL ? &report_get_stmt : &report_latest_stmt, params, &res, err);
     if (rc != 0)
@@ -230,12 +246,37 @@ int bp_store_find_report(bp_db_t *db, long long incident_id, const char *state, 
         PQclear(res);
         return 0;
     }
-    const char *p = bp_db_text(res, 0, "path");
+    const char *s = bp_db_text(res, 0, "state"), *p = bp_db_text(res, 0, "path");
     int found = 1;
-    if (p == NULL || strlen(p) >= pathsz)
-        found = bp_err_set(err, BP_ETOOBIG, "stored report path of incident %lld is too long", incident_id);
-    else
-        memcpy(path, p, strlen(p) + 1);
+    if (s == NULL || p == NULL || strlen(s) >= sizeof(out->state) || strlen(p) >= sizeof(out->path)) {
+        found = bp_err_set(err, BP_ETOOBIG, "stored report of incident %lld does not fit", incident_id);
+    } else {
+        memcpy(out->state, s, strlen(s) + 1);
+        memcpy(out->path, p, strlen(p) + 1);
+        out->bytes = (size_t)bp_db_int(res, 0, "bytes");
+    }
+    PQclear(res);
+    return found;
+}
+
+int bp_store_load_report_pdf(bp_db_t *db, long long incident_id, const char *state, bp_buf_t *out,
+                             bp_err_t *err)
+{
+    char id_s[24];
+    snprintf(id_s, sizeof(id_s), "%lld", incident_id);
+    const char *params[] = {id_s, state};
+    PGresult *res = NULL;
+    int rc = bp_db_query_bin(db, &report_pdf_stmt, params, NULL, NULL, BP_DB_BINARY, &res, err);
+    if (rc != 0)
+        return rc;
+    int found = 0;
+    int col = PQfnumber(res, "pdf");
+    if (PQntuples(res) == 1 && col >= 0 && !PQgetisnull(res, 0, col)) {
+        found = 1;
+        rc = bp_buf_append(out, PQgetvalue(res, 0, col), (size_t)PQgetlength(res, 0, col));
+        if (rc != 0)
+            found = bp_err_set(err, rc, "the report of incident %lld is too large to load", incident_id);
+    }
     PQclear(res);
     return found;
 }

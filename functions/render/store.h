@@ -1,7 +1,7 @@
 /*
- * store: what render reads from and writes to PostgreSQL (schema in shared/sql/001_init.sql):
- * a metric's points for a chart, an incident row, and the incident_reports records. Every
- * statement is parameterised and named; they sit together at the top of store.c.
+ * store: what render reads from and writes to PostgreSQL (schema in shared/sql/): a metric's
+ * points for a chart, an incident row, and the incident_reports records with their PDF bytes.
+ * Every statement is parameterised and named; they sit together at the top of store.c.
  *
  * Errors are those of bp_db_query (BP_EDB when the database is unreachable: HTTP 503).
  * Not thread-safe beyond bp_db_t's rule: one connection per thread.
@@ -9,10 +9,12 @@
 #ifndef BP_RENDER_STORE_H
 #define BP_RENDER_STORE_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "chart.h"
 #include "db/conn.h"
 #include "err.h"
@@ -79,15 +81,30 @@ int bp_store_load_incident(bp_db_t *db, long long id, bp_store_incident_t *inc, 
 
 void bp_store_incident_clear(bp_store_incident_t *inc); /* NULL-safe; frees the strings */
 
-/* Records the report of (incident, state). A record already there is kept (the first writer
- * wins; both wrote the same file name). *added (may be NULL) says whether this call added it. */
+/* Records the report of (incident, state): where this replica caches it (path) and its bytes
+ * (pdf, len), the copy every replica reads (migration 004). A record already there is kept (the
+ * first writer wins; a concurrent writer's INSERT waits for that commit and adds nothing).
+ * *added (may be NULL) says whether this call added it. */
 int bp_store_insert_report(bp_db_t *db, long long incident_id, const char *state, const char *path,
-                           size_t bytes, bool *added, bp_err_t *err);
+                           const void *pdf, size_t len, bool *added, bp_err_t *err);
 
-/* The stored report of (incident, state), or with state NULL the latest one of the incident.
- * Returns 1 and copies its path into path (pathsz bytes) when found, 0 when there is none;
- * BP_ETOOBIG when the path does not fit. */
-int bp_store_find_report(bp_db_t *db, long long incident_id, const char *state, char *path, size_t pathsz,
+/* A stored report's record, without its bytes. */
+typedef struct st_bp_store_report_t {
+    char state[16];      /* "opened", "resolved" */
+    char path[PATH_MAX]; /* where the replica that built it cached it: maybe not this pod */
+    size_t bytes;        /* the PDF's size */
+} bp_store_report_t;
+
+/* The record of (incident, state), or with state NULL the latest one of the incident. Returns
+ * 1 and fills *out when found, 0 when there is none; BP_ETOOBIG when a stored value does not
+ * fit *out. Reads no PDF bytes. */
+int bp_store_find_report(bp_db_t *db, long long incident_id, const char *state, bp_store_report_t *out,
                          bp_err_t *err);
+
+/* Appends the stored PDF of (incident, state) to out (whose ceiling bounds it). Returns 1 when
+ * appended, 0 when there is no such report or it has no bytes (recorded before migration 004:
+ * only its file exists); BP_ETOOBIG/BP_ENOMEM (out unchanged) or bp_db_query's errors. */
+int bp_store_load_report_pdf(bp_db_t *db, long long incident_id, const char *state, bp_buf_t *out,
+                             bp_err_t *err);
 
 #endif
