@@ -603,6 +603,11 @@ int bp_render_handle_event(bp_worker_t *w, const bp_render_t *r, const bp_ce_t *
         rc = bp_store_load_incident(w->db, res->incident_id, &inc, err);
         if (rc == BP_ENOTFOUND) /* the event names an incident that was never committed: never succeeds */
             rc = bp_err_set(err, BP_EINVAL, "incident %lld (event data) does not exist", res->incident_id);
+        /* The database, not the event, says what happened: a "resolved" event for an incident
+         * still open (forged, or misrouted) must not mail anyone a resolution. */
+        else if (rc == 0 && strcmp(res->state, "resolved") == 0 && strcmp(inc.status, "resolved") != 0)
+            rc = bp_err_set(err, BP_EINVAL, "incident %lld is still open: no resolved report",
+                            res->incident_id);
     }
     if (rc == 0)
         rc = bp_render_report_pdf(w, r, &inc, res->state, &pdf, err);

@@ -92,6 +92,13 @@ class DuplicateDelivery(harness.TestCase):
         self.assertEqual(sorted(os.listdir(report_dir)), [f"incident-{incident_id}-opened.pdf"])
         self.assertGreaterEqual(harness.pdf_pages(reports[0][2]), 1)
 
+        # A forged "resolved" for the still-open incident is refused: the database decides.
+        forged = dict(opened, id=f"incident/{incident_id}/resolved", type="dev.bizpulse.incident.resolved.v1",
+                      data=dict(opened["data"], state="resolved"))
+        err = self.assert_json_error(self.deliver(render, forged), 400, "resolved event for an open incident")
+        self.assertIn("still open", err["message"])
+        self.assertEqual(self.db.value("SELECT count(*) FROM incident_reports WHERE state = 'resolved'"), "0")
+
 
 if __name__ == "__main__":
     harness.main()
