@@ -5,6 +5,7 @@
 
 #include "detector.h"
 #include "err.h"
+#include "poisson.h"
 #include "ratio.h"
 #include "sigma3.h"
 
@@ -19,9 +20,11 @@ int bp_score_method(const bp_metric_t *m, bp_method_t *out)
         *out = BP_METHOD_SEASONAL;
     else if (strcmp(name, "sigma3+poisson") == 0)
         *out = BP_METHOD_AUTO_COUNT;
+    else if (strcmp(name, "poisson") == 0 && m->kind == BP_KIND_COUNT)
+        *out = BP_METHOD_POISSON;
     else if (strcmp(name, "auto") == 0)
         *out = m->kind == BP_KIND_RATIO   ? BP_METHOD_RATIO
-               : m->kind == BP_KIND_COUNT ? BP_METHOD_AUTO_COUNT
+               : m->kind == BP_KIND_COUNT ? BP_METHOD_POISSON
                                           : BP_METHOD_SIGMA3;
     else
         return -1;
@@ -39,6 +42,8 @@ const char *bp_score_method_name(bp_method_t method)
         return "sigma3+poisson";
     case BP_METHOD_SEASONAL:
         return "seasonal";
+    case BP_METHOD_POISSON:
+        return "poisson";
     default:
         return "sigma3";
     }
@@ -48,6 +53,8 @@ size_t bp_score_history(bp_method_t method, int interval_s)
 {
     if (method == BP_METHOD_SEASONAL)
         return (size_t)(BP_SCORE_SEASONAL_DAYS * 86400 / interval_s);
+    if (method == BP_METHOD_POISSON) /* the same slot a week back, and the level before it */
+        return (size_t)((BP_POISSON_DAYS * 86400 + 300 * interval_s) / interval_s);
     return method == BP_METHOD_RATIO ? BP_RATIO_WINDOW : BP_SIGMA3_WINDOW;
 }
 
@@ -98,6 +105,20 @@ int bp_score_series(bp_method_t method, const bp_series_t *s, size_t first, doub
 {
     if (method == BP_METHOD_SEASONAL)
         return score_seasonal(s, first, out, hist_n);
+    if (method == BP_METHOD_POISSON) {
+        if (bp_poisson_score(s->ts, s->value, s->n, first, out, hist_n) != 0)
+            return BP_ENOMEM;
+        /* Points without two days of history yet: the 3σ rule with its Poisson floor, and the
+         * method name says so in their context. */
+        for (size_t i = first; i < s->n; i++) {
+            if (out[i - first].verdict || isnan(s->value[i]))
+                continue;
+            bp_series_t upto = *s; /* scores exactly point i */
+            upto.n = i + 1;
+            bp_score_series(BP_METHOD_AUTO_COUNT, &upto, i, z_alert, &out[i - first], &hist_n[i - first]);
+        }
+        return 0;
+    }
     double hist[BP_SIGMA3_WINDOW];
     for (size_t i = first; i < s->n; i++) {
         bp_point_t *p = &out[i - first];

@@ -3,9 +3,12 @@
  * live detection (detect.c), `score --csv` and backtests. Methods (metrics file "method"):
  *   "sigma3"  the original rule, bit-for-bit (sigma3.h);
  *   "ratio"   rate-aware, weighted by the denominator (ratio.h); "auto" for ratio metrics;
+ *   "poisson" the count's expected value from the same time on previous days, scaled by the
+ *             current level, with Poisson-plus-overdispersion noise (poisson.h); "auto" for count
+ *             metrics (while fewer than 2 days are stored, the 3σ rule with a Poisson floor);
  *   "sigma3+poisson" the 3σ rule plus a Poisson noise floor (a move smaller than the count's
- *             own noise, such as 0 → 1, is never an anomaly); "auto" for count metrics, and
- *             "auto" is the plain 3σ rule for sum and distinct metrics;
+ *             own noise, such as 0 → 1, is never an anomaly); "auto" is the plain 3σ rule for sum
+ *             and distinct metrics;
  *   "seasonal" (opt-in, experimental) the streaming detector of `score --csv` (detector.h):
  *             time-of-day / day-of-week baselines; a point outside its band is anomalous. It
  *             replays BP_SCORE_SEASONAL_DAYS of stored history first. Not the default yet: its
@@ -36,6 +39,7 @@ typedef enum {
     BP_METHOD_RATIO,
     BP_METHOD_AUTO_COUNT, /* 3σ + Poisson floor */
     BP_METHOD_SEASONAL,   /* detector.h */
+    BP_METHOD_POISSON,    /* poisson.h: "auto" for counts */
 } bp_method_t;
 
 #define BP_SCORE_SEASONAL_DAYS 8
