@@ -73,9 +73,14 @@ int bp_poisson_score(const int64_t *ts, const double *value, size_t n, size_t fi
         /* The level: how the previous few intervals ran against their expectations. */
         double ratios[BP_POISSON_LEVEL_POINTS];
         size_t k = 0;
-        for (size_t j = i; j > from && k < BP_POISSON_LEVEL_POINTS; j--)
+        for (size_t j = i; j > from && k < BP_POISSON_LEVEL_POINTS; j--) {
+            /* anomalous points say nothing about the level: an outage must not make its
+             * own recovery look like a spike */
+            if (j - 1 >= first && out[j - 1 - first].anomaly)
+                continue;
             if (!isnan(mu[j - 1]) && mu[j - 1] >= 1 && !isnan(value[j - 1]))
                 ratios[k++] = value[j - 1] / mu[j - 1];
+        }
         double level = k >= 3 ? fmin(1.5, fmax(0.5, median(ratios, k))) : 1.0;
         double m = mu[i] * level;
         double sd = sqrt(m + phi * m * m);

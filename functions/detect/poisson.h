@@ -2,8 +2,8 @@
  * poisson: the default scoring of count metrics. The expected count of an interval is the
  * median of the same time of day on the previous days (up to BP_POISSON_DAYS; the daily rhythm,
  * and no lag on a morning ramp), scaled by how the last few intervals ran against their own
- * expectations (a quiet holiday or a busy campaign day shifts the level; the scale is clamped to
- * [0.5, 1.5], so an outage never becomes the new normal). The spread is Poisson noise plus the
+ * expectations, anomalous ones left out (a quiet holiday or a busy campaign day shifts the level;
+ * the scale is clamped to [0.5, 1.5], so an outage never becomes the new normal). The spread is Poisson noise plus the
  * extra, overdispersed variance the series shows: sd = sqrt(μ + φμ²). A point is anomalous when
  * it is BP_POISSON_Z spreads away AND at least 20% (and 3 events) off: a 0 → 1 wiggle at night is
  * not news; a busy series dropping to zero is.

@@ -231,7 +231,7 @@ class CountsWeek(Historical):
                                                     self.end - 7 * DAY)
         self.assertEqual(rep["incidents"], [], f"{method}: low-count noise opened incidents")
 
-    # Nothing happens to logins, yet low-count tails still open incidents: about 3 a week with
+    # Nothing happens to logins, yet low-count tails still open incidents: 3-4 a week with
     # the seasonal Poisson test (6 with the earlier 3-sigma + Poisson floor). Single minutes of
     # 4-5 events against an expected 1 pass a 4-sd test whose sd is floored at 1. Detection
     # lacks an exact Poisson tail probability at low counts (and a minimum impact in events

@@ -1,0 +1,103 @@
+/* The seasonal Poisson test of counts: the same time on previous days is the expectation, the
+ * level follows a quiet day but not an outage, and low-count wiggles are not news. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "../test.h"
+#include "poisson.h"
+
+#define IV 300 /* 5-minute intervals */
+#define PER_DAY (86400 / IV)
+#define DAYS 4
+
+/* A daily rhythm between ~10 and ~190 per interval, a deterministic wobble of +-3%. */
+static double rhythm(size_t i)
+{
+    double phase = (double)(i % PER_DAY) / PER_DAY;
+    double base = 100 - 90 * cos(2 * 3.141592653589793 * phase);
+    return round(base * (1 + 0.03 * (double)((int)(i * 7919 % 7) - 3) / 3));
+}
+
+static size_t build(int64_t *ts, double *v)
+{
+    size_t n = DAYS * PER_DAY;
+    for (size_t i = 0; i < n; i++) {
+        ts[i] = 1795000000 - 1795000000 % 86400 + (int64_t)i * IV;
+        v[i] = rhythm(i);
+    }
+    return n;
+}
+
+static size_t anomalies(const bp_point_t *p, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += p[i].anomaly;
+    return k;
+}
+
+static int64_t ts[DAYS * PER_DAY];
+static double v[DAYS * PER_DAY];
+static bp_point_t out[PER_DAY];
+static size_t hn[PER_DAY];
+
+static void an_ordinary_day_has_no_anomaly(void)
+{
+    size_t n = build(ts, v);
+    CHECK_INT(bp_poisson_score(ts, v, n, n - PER_DAY, out, hn), 0);
+    CHECK_INT(anomalies(out, PER_DAY), 0);
+    CHECK(out[0].verdict);
+    CHECK_INT(hn[0], DAYS - 1);
+}
+
+static void an_outage_at_the_peak_is_anomalous_for_as_long_as_it_lasts(void)
+{
+    size_t n = build(ts, v);
+    size_t peak = n - PER_DAY + PER_DAY / 2;
+    for (size_t i = peak; i < peak + 12; i++)
+        v[i] = 0;
+    bp_poisson_score(ts, v, n, n - PER_DAY, out, hn);
+    for (size_t i = peak; i < peak + 12; i++)
+        CHECK(out[i - (n - PER_DAY)].anomaly);
+    CHECK_INT(anomalies(out, PER_DAY), 12);
+}
+
+static void a_quiet_day_at_60_percent_is_absorbed_by_the_level(void)
+{
+    size_t n = build(ts, v);
+    for (size_t i = n - PER_DAY; i < n; i++)
+        v[i] = round(v[i] * 0.6);
+    bp_poisson_score(ts, v, n, n - PER_DAY, out, hn);
+    /* the first intervals, at night, may be scored before the level settles */
+    CHECK(anomalies(out, PER_DAY) <= 2);
+}
+
+static void low_counts_moving_by_one_or_two_are_not_anomalies(void)
+{
+    size_t n = build(ts, v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (double)(i % 3 == 0); /* 0, 1 */
+    for (size_t i = n - PER_DAY; i < n; i += 7)
+        v[i] = 2;
+    bp_poisson_score(ts, v, n, n - PER_DAY, out, hn);
+    CHECK_INT(anomalies(out, PER_DAY), 0);
+}
+
+static void without_two_days_of_history_there_is_no_verdict(void)
+{
+    size_t n = build(ts, v);
+    bp_poisson_score(ts, v, PER_DAY + 10, PER_DAY, out, hn);
+    CHECK(!out[0].verdict);
+    CHECK_INT(hn[0], 1);
+    (void)n;
+}
+
+int main(void)
+{
+    RUN(an_ordinary_day_has_no_anomaly);
+    RUN(an_outage_at_the_peak_is_anomalous_for_as_long_as_it_lasts);
+    RUN(a_quiet_day_at_60_percent_is_absorbed_by_the_level);
+    RUN(low_counts_moving_by_one_or_two_are_not_anomalies);
+    RUN(without_two_days_of_history_there_is_no_verdict);
+    TEST_DONE();
+}
