@@ -217,6 +217,8 @@ int bp_app_serve(bp_app_t *app, const bp_http_route_t *routes, size_t num_routes
     app->bg_started = true;
     int rc = bp_http_serve(&cfg, err);
     atomic_store(&app->stop, true);
+    if (rc == BP_EBUSY)
+        return rc; /* handlers still run: nothing may be joined or freed (see the header) */
     pthread_join(app->bg, NULL);
     app->bg_started = false;
     return rc;

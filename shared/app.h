@@ -56,7 +56,8 @@ void bp_app_source(const char *service, char *out, size_t outsz);
 int bp_app_init(bp_app_t *app, const char *service, bp_err_t *err);
 
 /* Starts the background thread, serves routes until SIGTERM, stops the thread. Returns what
- * bp_http_serve returns. */
+ * bp_http_serve returns; on BP_EBUSY (drain deadline passed, handlers still running) the caller
+ * must _exit at once, without bp_app_free. */
 int bp_app_serve(bp_app_t *app, const bp_http_route_t *routes, size_t num_routes, bp_err_t *err);
 
 void bp_app_free(bp_app_t *app);

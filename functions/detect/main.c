@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "backtest.h"
@@ -120,6 +121,10 @@ int main(int argc, char **argv)
             rc = cmd_backtest(&app, argc, argv, &err);
         else if (rc == 0)
             rc = bp_app_serve(&app, routes, sizeof(routes) / sizeof(routes[0]), &err);
+        if (rc == BP_EBUSY) { /* a handler outlived the drain deadline and still uses app: leave now */
+            bp_log(BP_LOG_ERROR, "%s", err.msg);
+            _exit(1);
+        }
         bp_app_free(&app);
     } else {
         usage(stderr);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "chart.h"
@@ -273,6 +274,10 @@ int main(int argc, char **argv)
     app.periodic = bp_render_periodic;
     if (rc == 0 && serve) {
         rc = bp_app_serve(&app, routes, sizeof(routes) / sizeof(routes[0]), &err);
+        if (rc == BP_EBUSY) { /* a handler outlived the drain deadline and still uses app: leave now */
+            bp_log(BP_LOG_ERROR, "%s", err.msg);
+            _exit(1);
+        }
     } else if (rc == 0) {
         bp_worker_t *w = bp_worker_new(&app, &err);
         rc = w == NULL                   ? err.code

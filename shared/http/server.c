@@ -537,7 +537,7 @@ static void serve_builtin(server_t *srv, h2o_req_t *req, const bp_http_route_t *
         status = ready ? 200 : 503;
         rc = ready ? bp_buf_appendf(&b, "{\"status\":\"ready\"}")
                    : bp_http__append_error_json(&b, "not_ready",
-                                       srv->stopping ? "shutting down" : "dependencies not ready");
+                                                srv->stopping ? "shutting down" : "dependencies not ready");
     } else {
         ctype = "text/plain; version=0.0.4; charset=utf-8";
         rc = bp_metrics_render(&b);
@@ -769,7 +769,6 @@ static void on_signal_read(h2o_socket_t *sock, const char *err)
         h2o_buffer_consume(&sock->input, sock->input->size);
     begin_shutdown(srv);
 }
-
 
 static int resolve_config(server_t *srv, const bp_http_server_config_t *cfg, bp_err_t *err)
 {
@@ -1065,7 +1064,10 @@ out:
         bp_log(BP_LOG_WARNING, "worker(s) still inside a handler after the drain deadline; leaving them");
         if (pipefd[1] >= 0)
             close(pipefd[1]);
-        return rc;
+        return rc != 0 ? rc
+                       : bp_err_set(err, BP_EBUSY,
+                                    "drain deadline passed with handlers still running: exit now, "
+                                    "without freeing what they use");
     }
     /* Jobs never picked up (abandoned queue) or never handed back cannot reach a client now. */
     while (srv->qhead != NULL) {

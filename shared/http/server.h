@@ -104,7 +104,9 @@ typedef struct st_bp_http_server_config_t {
 
 /* Binds, starts the workers, serves until SIGTERM/SIGINT, drains and returns 0; or returns
  * BP_ECONFIG (bad PORT/BIZPULSE_* value, bad route), BP_EIO (bind or thread start failed) or
- * the code worker_init set, with err set. Calls worker_init for every worker on the calling
+ * the code worker_init set, with err set; or BP_EBUSY when the drain deadline passed with a
+ * handler still running: its thread still uses the app's state, so the caller must exit at once
+ * (_exit) without freeing anything. Calls worker_init for every worker on the calling
  * thread before serving and worker_free after the workers stopped. Writes the port actually
  * bound to the log ("listening" line with "port"), so tests may pass port 0 via PORT=0. */
 int bp_http_serve(const bp_http_server_config_t *cfg, bp_err_t *err);

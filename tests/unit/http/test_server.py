@@ -309,6 +309,21 @@ def sigterm_finishes_the_request_in_flight_refuses_new_connections_and_exits_0(d
     assert rc == 0, "exit code %d; stderr: %s" % (rc, "".join(d.stderr))
 
 
+def a_handler_outliving_the_drain_deadline_makes_the_process_leave_at_once(_):
+    d = Daemon(BIZPULSE_WORKERS=1, TESTD_DRAIN_MS=300)
+    try:
+        Background(d, "GET", "/sleep?ms=8000")
+        d.wait_log(lambda l: l.get("message") == "sleeping 8000 ms")
+        d.proc.send_signal(signal.SIGTERM)
+        rc = d.proc.wait(timeout=5)  # well before the handler would finish
+        assert rc == 1, "exit code %d" % rc
+        d.wait_log(lambda l: "drain deadline passed" in l.get("message", ""))
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+
+
 def every_log_line_is_json_and_sanitizers_reported_nothing(d):
     for t in d.readers:
         t.join(10)
@@ -330,6 +345,7 @@ TESTS = [
     query_parameters_are_percent_decoded,
     the_traceparent_trace_id_is_in_the_request_log_line,
     sigterm_finishes_the_request_in_flight_refuses_new_connections_and_exits_0,
+    a_handler_outliving_the_drain_deadline_makes_the_process_leave_at_once,
     every_log_line_is_json_and_sanitizers_reported_nothing,
 ]
 
