@@ -26,7 +26,8 @@ static const bp_db_stmt_t ack_sql = {
     "bp_incapi_ack",
     "UPDATE incidents SET acknowledged_at = coalesce(acknowledged_at, now()), updated_at = now()"
     " WHERE id = $1::bigint"
-    " RETURNING metric_name, summary, acknowledged_at = now() AS now_acked,"
+    " RETURNING metric_name, series, summary, acknowledged_at = now() AS now_acked,"
+    " to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS started,"
     " to_char(acknowledged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS acked_at",
     1};
 
@@ -128,9 +129,12 @@ void bp_incidents_ack(void *wctx, const bp_http_request_t *req, bp_http_response
         snprintf(ce_id, sizeof(ce_id), "incident/%s/acknowledged", id);
         rc = bp_buf_appendf(&data, "{\"incident_id\":%s,\"state\":\"acknowledged\",\"metric\":", id);
         rc = rc ? rc : bp_json_append_str(&data, bp_db_text(r, 0, "metric_name"));
+        rc = rc ? rc : bp_buf_appendf(&data, ",\"series\":");
+        rc = rc ? rc : bp_json_append_str(&data, bp_db_text(r, 0, "series"));
+        /* the same fields as detect's other incident events, plus the acknowledgement */
         rc = rc ? rc
-                : bp_buf_appendf(&data,
-                                 ",\"acknowledged_at\":\"%s\",\"summary\":", bp_db_text(r, 0, "acked_at"));
+                : bp_buf_appendf(&data, ",\"started_at\":\"%s\",\"acknowledged_at\":\"%s\",\"summary\":",
+                                 bp_db_text(r, 0, "started"), bp_db_text(r, 0, "acked_at"));
         rc = rc ? rc : bp_json_append_str(&data, bp_db_text(r, 0, "summary"));
         rc = rc ? rc : bp_buf_append(&data, "}", 1);
         bp_ce_t ev = {.id = ce_id,

@@ -2,6 +2,7 @@
 event, token-protected when configured)."""
 
 import datetime
+import json
 
 import harness
 from harness import rfc3339
@@ -44,6 +45,12 @@ class IncidentsApi(harness.TestCase):
         self.assertEqual(self.db.value(
             "SELECT count(*) FROM outbox WHERE ce_type = 'dev.bizpulse.incident.updated.v1' "
             f"AND ce_id = 'incident/{incident_id}/acknowledged'"), "1")
+        acked = json.loads(self.db.value(f"SELECT data::text FROM outbox WHERE ce_id = 'incident/{incident_id}/acknowledged'"))
+        opened = json.loads(self.db.value(f"SELECT data::text FROM outbox WHERE ce_id = 'incident/{incident_id}/opened'"))
+        self.assertEqual(acked["state"], "acknowledged")
+        for key in ("incident_id", "metric", "series", "started_at"):
+            self.assertEqual(acked[key], opened[key], key)
+        self.assertTrue(acked["summary"])
         self.assertIsNotNone(detect.get("/incidents").json()["incidents"][0]["acknowledged_at"])
         self.assert_json_error(detect.post("/incidents/999999/ack", headers=auth), 404, "unknown incident")
         self.assert_json_error(detect.post("/incidents/abc/ack", headers=auth), 404, "malformed path")
