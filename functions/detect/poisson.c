@@ -5,18 +5,7 @@
 #include <string.h>
 
 #include "err.h"
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
+#include "stats.h"
 
 /* Index of ts t in the ascending array, or -1. */
 static long find(const int64_t *ts, size_t n, int64_t t)
@@ -44,7 +33,7 @@ static double seasonal(const int64_t *ts, const double *value, size_t n, size_t 
     }
     (void)n;
     *days = k;
-    return k >= BP_POISSON_MIN_DAYS ? median(v, k) : NAN;
+    return k >= BP_POISSON_MIN_DAYS ? bp_stats_median(v, k) : NAN;
 }
 
 int bp_poisson_score(const int64_t *ts, const double *value, size_t n, size_t first, bp_point_t *out,
@@ -64,7 +53,7 @@ int bp_poisson_score(const int64_t *ts, const double *value, size_t n, size_t fi
     for (size_t i = from; i < first && nr < 300; i++)
         if (!isnan(mu[i]) && mu[i] >= 1 && !isnan(value[i]))
             r[nr++] = ((value[i] - mu[i]) * (value[i] - mu[i]) - mu[i]) / (mu[i] * mu[i]);
-    double phi = nr >= 30 ? fmax(0, median(r, nr)) : 0.01;
+    double phi = nr >= 30 ? fmax(0, bp_stats_median(r, nr)) : 0.01;
     for (size_t i = first; i < n; i++) {
         bp_point_t *p = &out[i - first];
         *p = (bp_point_t){.ts = ts[i], .value = value[i]};
@@ -81,7 +70,7 @@ int bp_poisson_score(const int64_t *ts, const double *value, size_t n, size_t fi
             if (!isnan(mu[j - 1]) && mu[j - 1] >= 1 && !isnan(value[j - 1]))
                 ratios[k++] = value[j - 1] / mu[j - 1];
         }
-        double level = k >= 3 ? fmin(1.5, fmax(0.5, median(ratios, k))) : 1.0;
+        double level = k >= 3 ? fmin(1.5, fmax(0.5, bp_stats_median(ratios, k))) : 1.0;
         double m = mu[i] * level;
         double sd = sqrt(m + phi * m * m);
         if (sd < 1)

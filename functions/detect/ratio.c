@@ -3,17 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
+#include "stats.h"
 
 void bp_ratio_score(const double *num_h, const double *den_h, size_t n, double num, double den,
                     double z_alert, bp_ratio_verdict_t *out)
@@ -51,7 +41,7 @@ void bp_ratio_score(const double *num_h, const double *den_h, size_t n, double n
             k++;
         }
     }
-    double tau2 = median(r2, k) / 0.455 - median(bin, k);
+    double tau2 = bp_stats_median(r2, k) / 0.455 - bp_stats_median(bin, k);
     if (tau2 < 0)
         tau2 = 0;
     double var_count = den * unit_var + den * den * tau2;
