@@ -5,7 +5,6 @@ when the sink comes back."""
 import datetime
 import json
 import os
-import socket
 import subprocess
 import threading
 
@@ -14,12 +13,6 @@ from harness import rfc3339
 
 MINUTES = 240
 DROP_MINUTES = 15
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Migrations(harness.TestCase):
@@ -63,7 +56,7 @@ class OutboxRetry(harness.TestCase):
         start = end - datetime.timedelta(minutes=MINUTES)
         self.db.insert_minutes(rfc3339(start), harness.registration_pattern(MINUTES, DROP_MINUTES, 0.4, 30))
 
-        render_port = free_port()  # nothing listens there yet
+        render_port = harness.free_port()  # nothing listens there yet
         detect = self.service("detect", K_SINK=f"http://127.0.0.1:{render_port}/")
         aggregate = self.service("aggregate", K_SINK=detect.url)
         self.assertEqual(aggregate.scheduler_tick().status, 200)

@@ -8,59 +8,14 @@ import email
 import email.policy
 import json
 import os
-import socket
 import subprocess
-import sys
-import threading
 import time
-import unittest
 
 import harness
+from smtp_sink import Sink
 from harness import wait_until
 
-try:
-    from aiosmtpd.controller import Controller
-except ImportError:  # Debian's python3-aiosmtpd, when python3 is not Debian's own
-    sys.path.append("/usr/lib/python3/dist-packages")
-    try:
-        from aiosmtpd.controller import Controller
-    except ImportError:
-        Controller = None
-
 OPENED = "dev.bizpulse.incident.opened.v1"
-
-
-class Sink:
-    """An SMTP server that saves every message it accepts to a file (and keeps the envelope)."""
-
-    def __init__(self, directory, port):
-        self.directory = directory
-        self.messages = []
-        self.lock = threading.Lock()
-        self.controller = Controller(self, hostname="127.0.0.1", port=port)
-        self.controller.start()
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            n = len(self.messages)
-            path = os.path.join(self.directory, f"message-{n}.eml")
-            with open(path, "wb") as f:
-                f.write(envelope.content)
-            self.messages.append((list(envelope.rcpt_tos), path))
-        return "250 OK"
-
-    def count(self):
-        with self.lock:
-            return len(self.messages)
-
-    def stop(self):
-        self.controller.stop()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def insert_incident(db):
@@ -74,7 +29,6 @@ def insert_incident(db):
         RETURNING id""")
 
 
-@unittest.skipIf(Controller is None, "aiosmtpd is not installed (Debian: python3-aiosmtpd)")
 class RenderEmail(harness.TestCase):
 
     def setUp(self):
@@ -86,11 +40,11 @@ class RenderEmail(harness.TestCase):
                                     "recipients": ["ops@example.com", "pm@example.com"]}]}, f)
         self.mail_dir = os.path.join(self.log_dir, "mail")
         os.makedirs(self.mail_dir)
-        self.port = free_port()
+        self.port = harness.free_port()
         self.sinks = []
 
     def sink(self):
-        s = Sink(self.mail_dir, self.port)
+        s = Sink(self.port, self.mail_dir)
         self.sinks.append(s)
         self.addCleanup(s.stop)
         return s

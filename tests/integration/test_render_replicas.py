@@ -8,52 +8,12 @@ import email.policy
 import hashlib
 import json
 import os
-import socket
-import sys
-import threading
-import unittest
 
 import harness
+from smtp_sink import Sink
 from harness import wait_until
 
-try:
-    from aiosmtpd.controller import Controller
-except ImportError:  # Debian's python3-aiosmtpd, when python3 is not Debian's own
-    sys.path.append("/usr/lib/python3/dist-packages")
-    try:
-        from aiosmtpd.controller import Controller
-    except ImportError:
-        Controller = None
-
 OPENED = "dev.bizpulse.incident.opened.v1"
-
-
-class Sink:
-    """An SMTP server that keeps every message it accepts (test_render_email.py's pattern)."""
-
-    def __init__(self, port):
-        self.messages = []
-        self.lock = threading.Lock()
-        self.controller = Controller(self, hostname="127.0.0.1", port=port)
-        self.controller.start()
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            self.messages.append((list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-    def count(self):
-        with self.lock:
-            return len(self.messages)
-
-    def stop(self):
-        self.controller.stop()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def insert_incident(db):
@@ -147,9 +107,8 @@ class RenderReplicas(harness.TestCase):
             err = self.assert_json_error(svc.get(f"/reports/{incident}.pdf"), 404, "no bytes, no file")
             self.assertIn("not stored", err["message"])
 
-    @unittest.skipIf(Controller is None, "aiosmtpd is not installed (Debian: python3-aiosmtpd)")
     def test_an_email_sent_by_the_other_replica_attaches_the_report_from_the_database(self):
-        port = free_port()
+        port = harness.free_port()
         sink = Sink(port)
         self.addCleanup(sink.stop)
         smtp = {"BIZPULSE_SMTP_URL": f"smtp://127.0.0.1:{port}", "BIZPULSE_MAIL_FROM": "bizpulse@example.com",
