@@ -242,7 +242,11 @@ static int run_report(bp_worker_t *w, const cli_t *cli, bp_err_t *err)
 
 int main(int argc, char **argv)
 {
-    const char *cmd = argc > 1 && argv[1][0] != '-' ? argv[1] : "serve";
+    const char *cmd = argc > 1 ? argv[1] : "serve";
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
     bool serve = strcmp(cmd, "serve") == 0;
     if (!serve && strcmp(cmd, "chart") != 0 && strcmp(cmd, "report") != 0) {
         usage(stderr);

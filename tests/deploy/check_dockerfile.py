@@ -14,7 +14,7 @@ No Docker engine runs here, so this does what `docker build` would, by hand:
   3. checks the runtime stage gets the binaries the knative/ Services name in `command`, and
      that every shared library they need comes from a package the runtime stage installs
      (or one those depend on), judged from this Debian 12 machine's dpkg database;
-  4. runs each binary: `help` prints its usage, `bizpulse-aggregate check-config` accepts
+  4. runs each binary: `--help` prints its usage, `bizpulse-aggregate check-config` accepts
      the metrics file of knative/base/metrics-configmap.yaml, and `serve` on a $PORT of our
      choosing answers GET /healthz 200, /readyz 503 (no database), /metrics 200, and exits 0
      on SIGTERM.
@@ -322,12 +322,12 @@ def main():
                 owners = dpkg_owner(lib)
                 f.check(owners & closure,
                         f'bizpulse-{fn} needs {lib} (package {sorted(owners) or "?"}), which the runtime stage does not install')
-            # `help` (not --help: render takes an argument starting with '-' as `serve`) prints
-            # the usage line of all three; a clean environment so nothing starts serving.
-            r = subprocess.run([binary, 'help'], capture_output=True, text=True, timeout=30,
+            # `--help` prints the usage of all three on stdout and exits 0; a clean environment
+            # so nothing starts serving.
+            r = subprocess.run([binary, '--help'], capture_output=True, text=True, timeout=30,
                                env={'PATH': os.environ.get('PATH', '/usr/bin:/bin')})
-            f.check(r.returncode >= 0 and f'usage: bizpulse-{fn}' in r.stdout + r.stderr,
-                    f'bizpulse-{fn} help: exit {r.returncode}, no usage line: {r.stdout}{r.stderr}')
+            f.check(r.returncode == 0 and f'usage: bizpulse-{fn}' in r.stdout,
+                    f'bizpulse-{fn} --help: exit {r.returncode}, no usage line: {r.stdout}{r.stderr}')
 
         metrics = os.path.join(tmp, 'metrics.json')
         if f.check(len(cms) == 1, 'knative/base: expected one ConfigMap with metrics.json'):
