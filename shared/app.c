@@ -12,8 +12,8 @@
 #include "db/migrate.h"
 #include "log.h"
 #include "metrics.h"
-#include "inbox.h"
 #include "outbox.h"
+#include "retention.h"
 #include "timefmt.h"
 
 #define READY_CHECK_MS 500
@@ -109,8 +109,7 @@ static void prune(bp_worker_t *w)
     long sent = 0, seen = 0;
     bp_err_t err;
     bp_err_clear(&err);
-    if (bp_outbox_prune(w->db, w->app->retention_days, PRUNE_BATCH, &sent, &err) != 0 ||
-        bp_inbox_prune(w->db, w->app->retention_days, PRUNE_BATCH, &seen, &err) != 0)
+    if (bp_retention_prune(w->db, w->app->retention_days, PRUNE_BATCH, &sent, &seen, &err) != 0)
         bp_log(BP_LOG_WARNING, "pruning old events failed: %s", err.msg);
     else if (sent + seen > 0)
         bp_log(BP_LOG_INFO, "pruned %ld sent and %ld received events older than %d days", sent, seen,

@@ -17,8 +17,4 @@
  * when this is the first delivery. Returns 0 or BP_EDB. */
 int bp_inbox_claim(bp_db_t *db, const bp_ce_t *ev, bool *first, bp_err_t *err);
 
-/* Forgets up to `max` received events older than `days` days: a redelivery later than that is
- * no longer recognised, so `days` must exceed the broker's longest retry. */
-int bp_inbox_prune(bp_db_t *db, int days, int max, long *deleted, bp_err_t *err);
-
 #endif

@@ -1,7 +1,6 @@
 #include "outbox.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -37,25 +36,6 @@ static const bp_db_stmt_t failed_sql = {
     "20)))"
     " WHERE seq = $1::bigint",
     3};
-
-static const bp_db_stmt_t prune_sql = {
-    "bp_outbox_prune",
-    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE status = 'sent'"
-    " AND sent_at < now() - make_interval(days => $1::int) ORDER BY seq LIMIT $2::int)",
-    2};
-
-int bp_outbox_prune(bp_db_t *db, int days, int max, long *deleted, bp_err_t *err)
-{
-    char s_days[16], s_max[16];
-    long n = 0;
-    snprintf(s_days, sizeof(s_days), "%d", days);
-    snprintf(s_max, sizeof(s_max), "%d", max);
-    const char *p[] = {s_days, s_max};
-    int rc = bp_db_exec_count(db, &prune_sql, p, &n, err);
-    if (deleted != NULL)
-        *deleted = n;
-    return rc;
-}
 
 int bp_outbox_add(bp_db_t *db, const bp_ce_t *ev, bool *added, bp_err_t *err)
 {

@@ -30,9 +30,4 @@ int bp_outbox_add(bp_db_t *db, const bp_ce_t *ev, bool *added, bp_err_t *err);
 int bp_outbox_flush(bp_db_t *db, bp_http_client_t *client, const char *sink_url, const char *source, int max,
                     int *sent, bp_err_t *err);
 
-/* Deletes up to `max` sent events older than `days` days (failed ones are kept for people to
- * read). *deleted (may be NULL) gets the count. Bounded, so a first prune of a big table never
- * holds one huge transaction. */
-int bp_outbox_prune(bp_db_t *db, int days, int max, long *deleted, bp_err_t *err);
-
 #endif

@@ -233,6 +233,17 @@ class Database:
                  counts="{" + ",".join(str(int(c)) for c in counts) + "}")
 
 
+def insert_open_incident(db, summary="registrations -40% vs expected"):
+    """An open incident of user_registration with a root cause, as detect would store it; its id."""
+    return db.value("""
+        INSERT INTO incidents (metric_name, series, status, started_at, last_anomaly_at,
+            peak_timestamp, peak_value, peak_expected, method, summary, context)
+        VALUES ('user_registration', '', 'open', now() - interval '20 minutes',
+            now() - interval '1 minute', now() - interval '10 minutes', 60, 100, 'sigma3', :'summary',
+            '{"root_cause":[{"series":"country=DE,platform=android","expected":50,"actual":20,"share":0.75}]}')
+        RETURNING id""", summary=summary)
+
+
 def aggregation_mismatches(db, start, to, metric="user_registration",
                            event_type="user_registration"):
     """Minutes in [start, to) where aggregated_metrics (series '') differs from a plain

@@ -18,15 +18,8 @@ from harness import wait_until
 OPENED = "dev.bizpulse.incident.opened.v1"
 
 
-def insert_incident(db):
-    return db.value("""
-        INSERT INTO incidents (metric_name, series, status, started_at, last_anomaly_at,
-            peak_timestamp, peak_value, peak_expected, method, summary, context)
-        VALUES ('user_registration', '', 'open', now() - interval '20 minutes',
-            now() - interval '1 minute', now() - interval '10 minutes', 60, 100, 'sigma3',
-            'registrations −40% vs expected; started 14:05 UTC (注册).',
-            '{"root_cause":[{"series":"country=DE,platform=android","expected":50,"actual":20,"share":0.75}]}')
-        RETURNING id""")
+# A summary with a CJK phrase and a minus sign: the mail must carry both intact.
+SUMMARY = "registrations −40% vs expected; started 14:05 UTC (注册)."
 
 
 class RenderEmail(harness.TestCase):
@@ -86,7 +79,7 @@ class RenderEmail(harness.TestCase):
     def test_duplicate_events_send_one_email_with_the_report_attached(self):
         sink = self.sink()
         render = self.render()
-        incident = insert_incident(self.db)
+        incident = harness.insert_open_incident(self.db, SUMMARY)
         data = {"incident_id": int(incident), "state": "opened"}
         for ce_id in ("e-1", "e-1", "e-2"):  # a redelivery, then another id for the same state
             res = render.post_cloudevent(ce_id, OPENED, data, subject=f"incident/{incident}")
@@ -101,7 +94,7 @@ class RenderEmail(harness.TestCase):
     def test_two_replicas_receiving_the_event_send_one_email(self):
         sink = self.sink()
         a, b = self.render(), self.render()
-        incident = insert_incident(self.db)
+        incident = harness.insert_open_incident(self.db, SUMMARY)
         data = {"incident_id": int(incident), "state": "opened"}
         with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
             futures = [pool.submit(svc.post_cloudevent, f"r-{i}", OPENED, data)
@@ -115,7 +108,7 @@ class RenderEmail(harness.TestCase):
 
     def test_smtp_down_then_up_retries_and_sends_exactly_once(self):
         render = self.render(BIZPULSE_MAIL_RETRY_MS="300")
-        incident = insert_incident(self.db)
+        incident = harness.insert_open_incident(self.db, SUMMARY)
         res = render.post_cloudevent("down-1", OPENED, {"incident_id": int(incident)})
         self.assertEqual(res.status, 200, res)
         state = wait_until(lambda: (lambda s: s if s and s[0][1] and int(s[0][1]) >= 2 else None)(

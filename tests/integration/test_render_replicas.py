@@ -16,17 +16,6 @@ from harness import wait_until
 OPENED = "dev.bizpulse.incident.opened.v1"
 
 
-def insert_incident(db):
-    return db.value("""
-        INSERT INTO incidents (metric_name, series, status, started_at, last_anomaly_at,
-            peak_timestamp, peak_value, peak_expected, method, summary, context)
-        VALUES ('user_registration', '', 'open', now() - interval '20 minutes',
-            now() - interval '1 minute', now() - interval '10 minutes', 60, 100, 'sigma3',
-            'registrations -40% vs expected',
-            '{"root_cause":[{"series":"country=DE,platform=android","expected":50,"actual":20,"share":0.75}]}')
-        RETURNING id""")
-
-
 class RenderReplicas(harness.TestCase):
 
     def setUp(self):
@@ -77,7 +66,7 @@ class RenderReplicas(harness.TestCase):
 
     def test_a_report_built_by_one_replica_is_served_by_the_other_and_outlives_its_file(self):
         (a, dir_a), (b, dir_b) = self.render("a"), self.render("b")
-        incident = insert_incident(self.db)
+        incident = harness.insert_open_incident(self.db)
         path_a = self.build_on(a, dir_a, incident)
 
         stored_path, size, pdf_len, md5 = self.stored(incident)
@@ -116,7 +105,7 @@ class RenderReplicas(harness.TestCase):
         # A builds the report and queues its email, but its background step (which sends) does
         # not come round during the test: the email is left to B.
         a, dir_a = self.render("a", BIZPULSE_BACKGROUND_MS="3600000", **smtp)
-        incident = insert_incident(self.db)
+        incident = harness.insert_open_incident(self.db)
         path_a = self.build_on(a, dir_a, incident)
         self.assertEqual(self.db.value("SELECT email_status FROM incident_reports"), "pending")
         _, _, _, md5 = self.stored(incident)
