@@ -135,7 +135,7 @@ static void *background(void *arg)
         bool ready = false;
         int rc;
         if (!migrated) {
-            rc = bp_db_migrate_run(w->db, NULL, &err);
+            rc = bp_db_migrate_run(w->db, false, NULL, &err);
             migrated = rc == 0;
         }
         if (migrated) {
@@ -270,7 +270,7 @@ int bp_app_migrate(bp_err_t *err)
     int applied = 0;
     int rc = bp_db_connect_wait(db, 30000, err);
     if (rc == 0)
-        rc = bp_db_migrate_run(db, &applied, err);
+        rc = bp_db_migrate_run(db, true, &applied, err);
     if (rc == 0)
         printf("{\"status\":\"ok\",\"applied\":%d,\"version\":%d}\n", applied, bp_db_migrate_latest());
     bp_db_free(db);

@@ -10,6 +10,8 @@
 #define MIGRATE_LOCK_KEY "7089066844390436197"
 
 static const bp_db_stmt_t lock_sql = {"bp_migrate_lock", "SELECT pg_advisory_lock($1::bigint)", 1};
+static const bp_db_stmt_t try_lock_sql = {"bp_migrate_try_lock",
+                                          "SELECT pg_try_advisory_lock($1::bigint) AS locked", 1};
 static const bp_db_stmt_t unlock_sql = {"bp_migrate_unlock", "SELECT pg_advisory_unlock($1::bigint)", 1};
 static const bp_db_stmt_t applied_sql = {
     "bp_migrate_applied", "SELECT coalesce(max(version), 0) AS version FROM schema_migrations", 0};
@@ -68,16 +70,32 @@ static int apply(bp_db_t *db, const bp_db_migration_t *m, bp_err_t *err)
     return 0;
 }
 
-int bp_db_migrate_run(bp_db_t *db, int *applied, bp_err_t *err)
+/* Session lock, taken before CREATE TABLE too: concurrent CREATE TABLE IF NOT EXISTS can
+ * still collide in the catalog. */
+static int take_lock(bp_db_t *db, bool wait, bp_err_t *err)
+{
+    const char *key[] = {MIGRATE_LOCK_KEY};
+    if (wait)
+        return bp_db_query(db, &lock_sql, key, NULL, err);
+    PGresult *res = NULL;
+    int rc = bp_db_query(db, &try_lock_sql, key, &res, err);
+    if (rc != 0)
+        return rc;
+    const char *locked = bp_db_text(res, 0, "locked");
+    bool ok = locked != NULL && locked[0] == 't';
+    PQclear(res);
+    if (!ok)
+        return bp_err_set(err, BP_EBUSY, "another process is applying migrations; retrying");
+    return 0;
+}
+
+int bp_db_migrate_run(bp_db_t *db, bool wait, int *applied, bp_err_t *err)
 {
     const char *key[] = {MIGRATE_LOCK_KEY};
     int count = 0;
     if (applied != NULL)
         *applied = 0;
-    /* Session lock: a second replica blocks here until the first has finished, then reads the
-     * version the first one reached and applies nothing. Taken before CREATE TABLE too:
-     * concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalog. */
-    int rc = bp_db_query(db, &lock_sql, key, NULL, err);
+    int rc = take_lock(db, wait, err);
     if (rc != 0)
         return rc;
     int current = 0;

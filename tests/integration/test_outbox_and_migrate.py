@@ -12,6 +12,7 @@ import harness
 from harness import rfc3339
 
 MINUTES = 240
+MIGRATE_LOCK_KEY = 7089066844390436197  # shared/db/migrate.c
 DROP_MINUTES = 15
 
 
@@ -47,6 +48,34 @@ class Migrations(harness.TestCase):
         self.assertEqual(sum(applied), len(versions), f"applied per process: {applied}")
         self.assertIn(0, applied, "exactly one process should have found work to do")
         self.assertEqual(self.db.value("SELECT count(*) FROM incidents"), "0")
+
+    def test_a_server_waiting_for_another_migrator_stays_unready_and_still_exits_on_sigterm(self):
+        # Another session holds the migration lock (a replica migrating, or a stuck one).
+        env = dict(os.environ)
+        env.pop("DATABASE_URL", None)
+        env.update(self.db.pg_env())
+        holder = subprocess.Popen(["psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1"], env=env, text=True,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT)
+        try:
+            holder.stdin.write(f"SELECT 'locked' FROM pg_advisory_lock({MIGRATE_LOCK_KEY});\n")
+            holder.stdin.flush()
+            self.assertEqual(holder.stdout.readline().strip(), "locked")
+            detect = self.service("detect", start=False)
+            detect.start(ready=False)
+            harness.wait_until(lambda: any("another process is applying migrations" in line.get("message", "")
+                                           for line in detect.logs()),
+                               30, "detect to log that it waits for the migration lock")
+            self.assertEqual(detect.get("/readyz").status, 503)
+            self.assertEqual(self.db.value("SELECT to_regclass('incidents') IS NULL"), "t")
+            detect.stop(timeout=15)  # asserts exit status 0
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=30)
+            holder.stdout.close()
+        # The lock released, the next replica migrates and becomes ready.
+        self.service("detect")
+        self.assertEqual(self.db.value("SELECT to_regclass('incidents') IS NOT NULL"), "t")
 
 
 class OutboxRetry(harness.TestCase):
