@@ -1,7 +1,7 @@
 """Delivery faults around the chain, on 127.0.0.1:
 
-- the K_SINK receiver down (connection refused), then answering 500, then fine: every event
-  waits in the outbox and is delivered once it is back, none twice per (source, id);
+- the K_SINK receiver down (connection refused), then answering 500/503/404/429, then fine:
+  every event waits in the outbox and is delivered once it is back, none twice per (source, id);
 - every CloudEvent delivered three times, some out of order, to detect and to render: the same
   final state as one in-order delivery into a second database, one email per incident state;
 - SMTP down, then up, with several reports and two render replicas: every report is mailed
@@ -29,8 +29,9 @@ RESOLVED = "dev.bizpulse.incident.resolved.v1"
 
 
 class Receiver:
-    """A K_SINK on a fixed port: `down` (nothing listens), `error` (every POST gets 500) or `ok`
-    (200, and the event is recorded as delivered)."""
+    """A K_SINK on a fixed port: `down` (nothing listens), `error` (every POST gets 500, 503, 404
+    or 429 in turn: what a failing or not yet ready broker answers, all retryable per the Knative
+    delivery contract) or `ok` (200, and the event is recorded as delivered)."""
 
     def __init__(self, port):
         self.port = port
@@ -55,8 +56,8 @@ class Receiver:
                                                        self.headers["ce-type"], body))
                             status = 200
                         else:
+                            status = (500, 503, 404, 429)[receiver.refused % 4]
                             receiver.refused += 1
-                            status = 500
                     self.send_response(status)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
@@ -116,14 +117,15 @@ class SinkOutage(harness.TestCase):
         self.assertGreaterEqual(retries_down, 6)
         self.assertTrue(any("not delivered" in str(l.get("message")) for l in aggregate.logs()))
 
-        # Answering 500: retried (with backoff), still pending, the 500 recorded.
+        # Answering errors: retried (with backoff), still pending, the status recorded.
         attempts_before = outbox_attempts()
         receiver.set_mode("error")
         wait_until(lambda: (lambda a: len(a) == 6 and all(x > y for x, y in zip(a, attempts_before)))(
-            outbox_attempts()), 60, "each event to be refused with 500 once")
+            outbox_attempts()), 60, "each event to be refused once more")
         self.assertEqual(receiver.count()[0], 0)
         self.assertGreaterEqual(receiver.count()[1], 6)
-        self.assertIn("500", self.db.value("SELECT last_error FROM outbox ORDER BY seq LIMIT 1"))
+        self.assertEqual(self.db.value("SELECT count(*) FROM outbox WHERE last_error !~ 'HTTP (500|503|404|429)'"),
+                         "0", self.db.sql("SELECT last_error FROM outbox"))
         self.assertGreater(aggregate.metric("bizpulse_events_out_total", 'result="retry"'), retries_down)
 
         # Fine: everything arrives, once.
