@@ -1,6 +1,7 @@
 #include "detect.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +204,15 @@ int bp_detect_score_range(bp_db_t *db, const bp_metric_t *m, int method_id, doub
                                           /* NULL in rows the original system wrote */
                                           .anomaly = bp_db_text(res, (int)i, "is_anomaly") != NULL &&
                                                      bp_db_text(res, (int)i, "is_anomaly")[0] == 't'};
+    /* Poisson ignores anomalous points for its level, but can only tell them apart inside the
+     * window it scores: a stored anomaly before the window (an outage scored by the previous
+     * run, i.e. always with one-minute ticks) would drag the level down and make the recovery
+     * look like a spike, and a point would get another verdict when scored in a window cut
+     * elsewhere (a retried or batched catch-up). So the stored anomalies of the history count
+     * as missing values (after prior[] took the real ones, for the incident decision). */
+    for (size_t i = 0; method == BP_METHOD_POISSON && i < first; i++)
+        if (bp_db_text(res, (int)i, "is_anomaly") != NULL && bp_db_text(res, (int)i, "is_anomaly")[0] == 't')
+            values[i] = NAN;
     bp_series_t series = {.ts = ts, .value = values, .num = num, .den = den, .n = rows};
     if (bp_score_series(method, &series, first, z_alert, pts, hn) != 0) {
         rc = bp_err_set(err, BP_ENOMEM, "out of memory scoring the window");

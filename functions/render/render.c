@@ -32,6 +32,7 @@
 #define M_RENDER_SECONDS "bizpulse_render_seconds"
 #define M_EMAILS "bizpulse_render_emails"
 #define M_EMAIL_SENDS "bizpulse_render_email_sends_total"
+#define M_CACHE_ERRORS "bizpulse_render_report_cache_errors_total"
 /* Emails claimed per background step; each may block up to the SMTP timeout. */
 #define MAIL_BATCH 10
 #define MAIL_RETRY_MAX_MS (3600L * 1000)
@@ -119,6 +120,9 @@ int bp_render_init(bp_render_t *r, bp_err_t *err)
     bp_metrics_register(M_EMAILS, BP_METRIC_GAUGE,
                         "Report emails by status (pending, sending, sent, failed).");
     bp_metrics_register(M_EMAIL_SENDS, BP_METRIC_COUNTER, "SMTP send attempts, by result.");
+    bp_metrics_register(M_CACHE_ERRORS, BP_METRIC_COUNTER,
+                        "Reports stored in PostgreSQL but not cached in BIZPULSE_REPORT_DIR (disk full, "
+                        "unwritable).");
     return 0;
 }
 
@@ -645,9 +649,13 @@ out:
     if (rc == 0 && res->outcome == BP_RENDER_WRITTEN) {
         bp_err_t ferr;
         bp_err_clear(&ferr);
-        if (bp_render_write_file(res->path, pdf.base, pdf.len, &ferr) != 0)
+        if (bp_render_write_file(res->path, pdf.base, pdf.len, &ferr) != 0) {
+            /* Counted too: a full or read-only volume is otherwise only a log line, while
+             * every read of the report then goes to the database. */
+            bp_metrics_inc(M_CACHE_ERRORS, "");
             bp_log(BP_LOG_WARNING, "report of incident %lld %s stored, but not cached: %s", res->incident_id,
                    res->state, ferr.msg);
+        }
     }
     bp_metrics_inc(M_REPORTS, rc == 0 ? count_label(res->outcome) : "outcome=\"error\"");
     bp_store_incident_clear(&inc);

@@ -66,6 +66,7 @@ static void set_content_type(bp_http_response_t *res, const char *ctype)
 void bp_http_respond_json(bp_http_response_t *res, int status, const char *json)
 {
     res->status = status;
+    res->error[0] = '\0';
     set_content_type(res, "application/json");
     bp_buf_reset(&res->body);
     if (bp_buf_append(&res->body, json, strlen(json)) != 0) {
@@ -93,6 +94,7 @@ int bp_http__append_error_json(bp_buf_t *out, const char *code, const char *msg)
 void bp_http__respond_error_msg(bp_http_response_t *res, int status, const char *code, const char *msg)
 {
     res->status = status;
+    snprintf(res->error, sizeof(res->error), "%s", msg);
     set_content_type(res, "application/json");
     bp_buf_reset(&res->body);
     if (bp_http__append_error_json(&res->body, code, msg) != 0) {

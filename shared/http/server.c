@@ -197,7 +197,7 @@ static const bp_http_route_t *match_route(const server_t *srv, const char *metho
 
 static void record_request(server_t *srv, const char *method, size_t method_len, const char *path,
                            size_t path_len, const char *route, int status, double seconds,
-                           const char *traceparent, bool aborted)
+                           const char *traceparent, bool aborted, const char *error)
 {
     char labels[160];
     snprintf(labels, sizeof(labels), "route=\"%s\",status=\"%d\"", route, status);
@@ -223,6 +223,12 @@ static void record_request(server_t *srv, const char *method, size_t method_len,
     if (rc == 0)
         rc = bp_buf_appendf(&f, ",\"route\":\"%s\",\"status\":%d,\"duration_ms\":%.3f%s", route, status,
                             seconds * 1000.0, aborted ? ",\"aborted\":true" : "");
+    /* The reason of an error answer, so a 503 in the log says what was unavailable. */
+    if (rc == 0 && error != NULL && error[0] != '\0') {
+        rc = bp_buf_append(&f, ",\"error\":", 9);
+        if (rc == 0)
+            rc = bp_json_append_str(&f, error);
+    }
     bp_log_level_t level = status >= 500 ? (status == 503 ? BP_LOG_WARNING : BP_LOG_ERROR) : BP_LOG_INFO;
     bp_log_set_traceparent(traceparent);
     bp_log_fields(level, rc == 0 ? f.base : NULL, "%s %s %d", m != NULL ? m : "?", route, status);
@@ -297,7 +303,7 @@ static void send_error_now(server_t *srv, h2o_req_t *req, const char *route, uin
     send_copy(srv, req, status, "application/json", headers, num_headers, body, strlen(body));
     bp_buf_free(&b);
     record_request(srv, req->method.base, req->method.len, req->path.base, path_len_of(req), route, status,
-                   (double)(now_ns() - t0) / 1e9, tp, false);
+                   (double)(now_ns() - t0) / 1e9, tp, false, msg);
 }
 
 /* The worker pool: a mutex+condvar FIFO of jobs, drained by cfg->workers threads. */
@@ -449,7 +455,7 @@ static void finish_job(server_t *srv, job_t *job)
                       h2o_iovec_init(body != NULL ? body : "", len));
     }
     record_request(srv, job->in.method, strlen(job->in.method), job->in.path, strlen(job->in.path),
-                   job->route->name, status, secs, tp, req == NULL);
+                   job->route->name, status, secs, tp, req == NULL, job->res.error);
     job_free(job);
 }
 
@@ -551,7 +557,7 @@ static void serve_builtin(server_t *srv, h2o_req_t *req, const bp_http_route_t *
     send_copy(srv, req, status, ctype, NULL, 0, b.base != NULL ? b.base : "", b.len);
     bp_buf_free(&b);
     record_request(srv, req->method.base, req->method.len, req->path.base, path_len_of(req), r->name, status,
-                   (double)(now_ns() - t0) / 1e9, tp, false);
+                   (double)(now_ns() - t0) / 1e9, tp, false, NULL);
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -708,7 +714,7 @@ static void on_setup_error_ostream(h2o_filter_t *_self, h2o_req_t *req, h2o_ostr
     }
     record_request(srv, req->method.base != NULL ? req->method.base : "", req->method.len,
                    req->path.base != NULL ? req->path.base : "", plen, r != NULL ? r->name : "unmatched",
-                   status, secs, h2o_traceparent(req, &req->pool), false);
+                   status, secs, h2o_traceparent(req, &req->pool), false, NULL);
 
     h2o_setup_next_ostream(req, slot);
 }

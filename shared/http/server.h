@@ -18,8 +18,9 @@
  * Errors are JSON `{"error":{"code":"...","message":"..."}}`: unknown route 404, wrong method
  * 405 (with Allow), body over `body_max` 413 (also for what h2o itself rejects: a Content-Length
  * over the cap is refused right after the headers, without reading the body), handler failures
- * as the handler says. Every request is logged as one JSON line with the trace id of its
- * `traceparent` header; the worker thread's log trace id is set while the handler runs.
+ * as the handler says. Every request is logged as one JSON line (an error answer with its
+ * message in "error") with the trace id of its `traceparent` header; the worker thread's log
+ * trace id is set while the handler runs.
  *
  * Shutdown: SIGTERM or SIGINT stops accepting (the listener closes), requests in flight and
  * queued finish, idle keep-alive connections are closed, /readyz turns 503, then bp_http_serve
@@ -66,8 +67,10 @@ typedef struct st_bp_http_response_t {
     bp_http_header_t headers[BP_HTTP_MAX_RES_HEADERS]; /* malloc'd strings, freed by the server */
     size_t num_headers;
     bp_buf_t body;
-    bool run_after; /* when set, cfg->after_response runs on this worker once the response is
-                       handed to the loop (e.g. flush the outbox without delaying the reply) */
+    bool run_after;  /* when set, cfg->after_response runs on this worker once the response is
+                        handed to the loop (e.g. flush the outbox without delaying the reply) */
+    char error[256]; /* message of an error response (bp_http_respond_error*), for the access log
+                        line: without it a 503 says nothing of why in the logs */
 } bp_http_response_t;
 
 /* Runs on a worker thread. wctx is that worker's context (from cfg->worker_init). Must always

@@ -287,6 +287,68 @@ def migrate(db):
         raise AssertionError(f"migrate exited {proc.returncode}:\n{out[-4000:]}")
 
 
+class Session:
+    """One psql session kept open, to hold a lock or an uncommitted row while a service runs
+    into it (a statement blocked on it is a request in flight at a known point, so a fault can
+    be injected exactly there). Statements are sent with run(); close() ends psql (an open
+    transaction rolls back). Its connection dies with the cluster, like the services'."""
+
+    def __init__(self, db):
+        self.db = db
+        env = dict(os.environ)
+        env.pop("DATABASE_URL", None)
+        env.update(db.pg_env())
+        env["PGAPPNAME"] = "bp-test-session"
+        self.proc = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+
+    def run(self, statements):
+        """Sends statements and waits until the session has executed them (it is then idle,
+        possibly inside its transaction)."""
+        self.proc.stdin.write(statements.encode() + b"\n")
+        self.proc.stdin.flush()
+        # Done when the session is idle with the last statement as its last query (idle alone
+        # is also true before psql sent anything).
+        last = [x.strip() for x in statements.split(";") if x.strip()][-1]
+        wait_until(lambda: self.proc.poll() is not None or self.db.value(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bp-test-session' "
+            "AND state LIKE 'idle%' AND strpos(query, :'last') > 0", last=last) == "1", 30,
+            "the psql session to run its statements")
+        if self.proc.poll() is not None:
+            raise AssertionError("psql session exited: " + self.proc.stderr.read().decode(errors="replace"))
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stderr.close()
+
+
+def wait_blocked_on_lock(db, count=1, timeout=30):
+    """Waits until `count` backends of the services (application_name bizpulse) wait on a lock."""
+    wait_until(lambda: int(db.value(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bizpulse' "
+        "AND wait_event_type = 'Lock'")) >= count, timeout, f"{count} service statement(s) to block on a lock")
+
+
+def metric_value(text, name, labels=""):
+    """The value of one sample in Prometheus text (0 when the sample is absent); labels is the
+    exact label text, e.g. 'kind="connect"'."""
+    key = f"{name}{{{labels}}}" if labels else name
+    for line in text.splitlines():
+        if line.startswith(key + " "):
+            return float(line[len(key) + 1:])
+    return 0.0
+
+
 # --------------------------------------------------------------------------- HTTP
 
 
@@ -465,6 +527,10 @@ class Service:
 
     def post(self, path, body=None, headers=None, **kw):
         return self.request("POST", path, body, headers, **kw)
+
+    def metric(self, name, labels=""):
+        """One sample of this service's /metrics (0 when absent)."""
+        return metric_value(self.get("/metrics").body.decode(), name, labels)
 
     def scheduler_tick(self, when=None, job="bizpulse-tick"):
         """What Cloud Scheduler's HTTP target sends."""
