@@ -1,6 +1,7 @@
 #include "score.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "detector.h"
@@ -55,7 +56,8 @@ size_t bp_score_history(bp_method_t method, int interval_s)
         return (size_t)(BP_SCORE_SEASONAL_DAYS * 86400 / interval_s);
     if (method == BP_METHOD_POISSON) /* the same slot a week back, and the level before it */
         return (size_t)((BP_POISSON_DAYS * 86400 + 300 * interval_s) / interval_s);
-    return method == BP_METHOD_RATIO ? BP_RATIO_WINDOW : BP_SIGMA3_WINDOW;
+    /* ratio: the baseline of the drift test ends where its window starts */
+    return method == BP_METHOD_RATIO ? BP_RATIO_WINDOW + BP_SCORE_DRIFT_MAX : BP_SIGMA3_WINDOW;
 }
 
 /* Replays the history through a fresh detector, then scores the points from `first`. An
@@ -100,6 +102,86 @@ static size_t history(const bp_series_t *s, size_t i, size_t max, double *buf)
     return k;
 }
 
+/* Intervals in the drift test's window ending at point i: those of the last BP_SCORE_DRIFT_S,
+ * at least BP_SCORE_DRIFT_MIN (coarse intervals) and at most BP_SCORE_DRIFT_MAX. */
+static size_t drift_window(const bp_series_t *s, size_t i)
+{
+    size_t w = 1;
+    while (w < BP_SCORE_DRIFT_MAX && w <= i &&
+           (w < BP_SCORE_DRIFT_MIN || s->ts[i - w] > s->ts[i] - BP_SCORE_DRIFT_S))
+        w++;
+    return w;
+}
+
+/* A point inside its own band is still anomalous when the last hour as a whole left the rate's
+ * pooled band on the same side (a slow decline): p gets the drift and its numbers. */
+static void ratio_drift(const bp_series_t *s, const double *den, size_t i, double z_alert, double z_point,
+                        bp_point_t *p)
+{
+    size_t w = drift_window(s, i);
+    size_t start = i + 1 - w;
+    size_t from = start > BP_RATIO_WINDOW ? start - BP_RATIO_WINDOW : 0;
+    bp_ratio_drift_t d;
+    bp_ratio_drift(s->num + from, den + from, start - from, s->num + start, s->den + start, w, z_alert, &d);
+    /* The point itself must lean the drift's way by a standard deviation: after a recovery the
+     * window still remembers the drift, but ordinary points are no evidence of it. */
+    if (!d.anomaly || (d.z < 0) != (z_point < 0) || fabs(z_point) < 1)
+        return;
+    p->anomaly = true;
+    p->score = fmax(p->score, fmin(1.0, fabs(d.z) / (2 * z_alert)));
+    p->drift = true;
+    p->drift_n = (int)w;
+    p->drift_actual = d.rate;
+    p->drift_expected = d.p0;
+}
+
+/* Rate-aware scoring. The baseline leaves out anomalous intervals (an episode must not become
+ * its own baseline, or a slow decline's recovery would look like a rise), unless they are half
+ * of its window: a shift that lasted that long is the new normal. */
+static int score_ratio(const bp_series_t *s, size_t first, double z_alert, bp_point_t *out, size_t *hist_n)
+{
+    double *den_ok = malloc((s->n + 1) * sizeof(double)); /* den, 0 where the interval was anomalous */
+    bool *anomalous = calloc(s->n + 1, sizeof(bool));
+    if (den_ok == NULL || anomalous == NULL) {
+        free(den_ok);
+        free(anomalous);
+        return BP_ENOMEM;
+    }
+    size_t in_window = 0; /* anomalous among the BP_RATIO_WINDOW points before i */
+    for (size_t i = 0; i < s->n; i++) {
+        if (i >= BP_RATIO_WINDOW + 1)
+            in_window -= anomalous[i - BP_RATIO_WINDOW - 1];
+        if (i > 0)
+            in_window += anomalous[i - 1];
+        if (i < first) {
+            anomalous[i] = s->anomaly != NULL && s->anomaly[i];
+            den_ok[i] = anomalous[i] ? 0 : s->den[i];
+            continue;
+        }
+        const double *den = in_window * 2 <= BP_RATIO_WINDOW ? den_ok : s->den;
+        size_t from = i > BP_RATIO_WINDOW ? i - BP_RATIO_WINDOW : 0;
+        bp_ratio_verdict_t v;
+        bp_ratio_score(s->num + from, den + from, i - from, s->num[i], s->den[i], z_alert, &v);
+        bp_point_t *p = &out[i - first];
+        *p = (bp_point_t){.ts = s->ts[i],
+                          .value = s->value[i],
+                          .verdict = v.verdict,
+                          .anomaly = v.anomaly,
+                          .expected = v.p0,
+                          .lower = v.lower,
+                          .upper = v.upper,
+                          .score = v.score};
+        hist_n[i - first] = v.n;
+        if (v.verdict && !v.anomaly)
+            ratio_drift(s, den, i, z_alert, v.z, p);
+        anomalous[i] = p->anomaly;
+        den_ok[i] = p->anomaly ? 0 : s->den[i];
+    }
+    free(den_ok);
+    free(anomalous);
+    return 0;
+}
+
 int bp_score_series(bp_method_t method, const bp_series_t *s, size_t first, double z_alert, bp_point_t *out,
                     size_t *hist_n)
 {
@@ -108,7 +190,7 @@ int bp_score_series(bp_method_t method, const bp_series_t *s, size_t first, doub
     if (method == BP_METHOD_POISSON) {
         if (bp_poisson_score(s->ts, s->value, s->n, first, out, hist_n) != 0)
             return BP_ENOMEM;
-        /* Points without two days of history yet: the 3σ rule with its Poisson floor, and the
+        /* Points without a day of history yet: the 3σ rule with its Poisson floor, and the
          * method name says so in their context. */
         for (size_t i = first; i < s->n; i++) {
             if (out[i - first].verdict || isnan(s->value[i]))
@@ -119,25 +201,12 @@ int bp_score_series(bp_method_t method, const bp_series_t *s, size_t first, doub
         }
         return 0;
     }
+    if (method == BP_METHOD_RATIO)
+        return score_ratio(s, first, z_alert, out, hist_n);
     double hist[BP_SIGMA3_WINDOW];
     for (size_t i = first; i < s->n; i++) {
         bp_point_t *p = &out[i - first];
         *p = (bp_point_t){.ts = s->ts[i], .value = s->value[i]};
-        if (method == BP_METHOD_RATIO) {
-            size_t from = i > BP_RATIO_WINDOW ? i - BP_RATIO_WINDOW : 0;
-            bp_ratio_verdict_t v;
-            bp_ratio_score(s->num + from, s->den + from, i - from, s->num[i], s->den[i], z_alert, &v);
-            *p = (bp_point_t){.ts = s->ts[i],
-                              .value = s->value[i],
-                              .verdict = v.verdict,
-                              .anomaly = v.anomaly,
-                              .expected = v.p0,
-                              .lower = v.lower,
-                              .upper = v.upper,
-                              .score = v.score};
-            hist_n[i - first] = v.n;
-            continue;
-        }
         size_t n = history(s, i, BP_SIGMA3_WINDOW, hist);
         hist_n[i - first] = n;
         if (isnan(s->value[i]))

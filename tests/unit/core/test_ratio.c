@@ -1,5 +1,7 @@
 /* Rate-aware scoring: the same 30% drop of a success rate is noise over 20 attempts and an
  * incident over 20 000; learning until enough history; ratios above 1 are Poisson rates. */
+#include <math.h>
+
 #include "../test.h"
 #include "ratio.h"
 #include "score.h"
@@ -83,6 +85,58 @@ static void a_count_moving_0_to_1_is_not_an_anomaly_but_a_drop_to_zero_is(void)
     CHECK_INT(hn[0], 180);
 }
 
+/* 300 five-minute intervals of 1000 attempts at 0.88 (with the wobble), then a decline of
+ * `drop` (relative) built linearly over 48 intervals and held for 24, then recovered. */
+#define DN 420
+static int64_t dts[DN];
+static double dnum[DN], dden[DN], dval[DN];
+static bp_point_t dout[DN];
+static size_t dhn[DN];
+
+static void decline(double drop)
+{
+    for (size_t i = 0; i < DN; i++) {
+        double f = i < 300 ? 0 : i < 348 ? (double)(i - 300 + 1) / 48 : i < 372 ? 1 : 0;
+        dts[i] = 1795000000 + (int64_t)i * 300;
+        dden[i] = 1000;
+        dnum[i] = round(1000 * (0.88 + ((double)(i % 5) - 2) * 0.005) * (1 - drop * f));
+        dval[i] = dnum[i] / dden[i];
+    }
+}
+
+static void a_slow_10_percent_decline_is_caught_as_a_drift_before_it_is_complete(void)
+{
+    decline(0.10);
+    bp_series_t s = {.ts = dts, .value = dval, .num = dnum, .den = dden, .n = DN};
+    CHECK_INT(bp_score_series(BP_METHOD_RATIO, &s, 240, 5.0, dout, dhn), 0);
+    size_t first = DN, drift = 0, after = 0;
+    for (size_t i = 240; i < DN; i++) {
+        const bp_point_t *p = &dout[i - 240];
+        if (i < 300)
+            CHECK(!p->anomaly);
+        if (p->anomaly && first == DN)
+            first = i;
+        drift += p->drift;
+        if (p->drift) {
+            CHECK(p->drift_n == 12);
+            CHECK(p->drift_actual < p->drift_expected);
+        }
+        after += i >= 372 + 12 && p->anomaly;
+    }
+    CHECK(first > 300 && first < 348); /* caught while it builds */
+    CHECK(drift > 0);
+    CHECK_INT(after, 0); /* an hour after the recovery, nothing is anomalous */
+}
+
+static void a_2_percent_wobble_of_the_rate_is_not_a_drift(void)
+{
+    decline(0.01);
+    bp_series_t s = {.ts = dts, .value = dval, .num = dnum, .den = dden, .n = DN};
+    bp_score_series(BP_METHOD_RATIO, &s, 240, 5.0, dout, dhn);
+    for (size_t i = 240; i < DN; i++)
+        CHECK(!dout[i - 240].anomaly);
+}
+
 int main(void)
 {
     RUN(a_30_percent_drop_over_20_attempts_is_noise);
@@ -90,5 +144,7 @@ int main(void)
     RUN(normal_wobble_at_high_volume_is_not_flagged);
     RUN(too_little_history_or_no_denominator_gives_no_verdict);
     RUN(a_count_moving_0_to_1_is_not_an_anomaly_but_a_drop_to_zero_is);
+    RUN(a_slow_10_percent_decline_is_caught_as_a_drift_before_it_is_complete);
+    RUN(a_2_percent_wobble_of_the_rate_is_not_a_drift);
     TEST_DONE();
 }
