@@ -224,7 +224,13 @@ int bp_detect_score_range(bp_db_t *db, const bp_metric_t *m, int method_id, doub
                                           /* NULL in rows the original system wrote */
                                           .anomaly = bp_db_text(res, (int)i, "is_anomaly") != NULL &&
                                                      bp_db_text(res, (int)i, "is_anomaly")[0] == 't'};
-    bp_series_t series = {.ts = ts, .value = values, .num = num, .den = den, .anomaly = anom, .n = rows};
+    bp_series_t series = {.ts = ts,
+                          .value = values,
+                          .num = m->kind == BP_KIND_RATIO ? num : NULL,
+                          .den = m->kind == BP_KIND_RATIO ? den : NULL,
+                          .counts = m->kind == BP_KIND_COUNT,
+                          .anomaly = anom,
+                          .n = rows};
     if (bp_score_series(method, &series, first, z_alert, pts, hn) != 0) {
         rc = bp_err_set(err, BP_ENOMEM, "out of memory scoring the window");
         goto out;

@@ -28,6 +28,13 @@ static double count_tail(double m, double c, double x)
     return x >= m ? fmax(0, 1 - below) : below + pmf;
 }
 
+bool bp_poisson_news(double m, double c, double x)
+{
+    double sd = fmax(1, sqrt(m + c * m * m)), dev = fabs(x - m);
+    bool far = m < EXACT_BELOW ? count_tail(m, c, x) < TAIL_P : dev > BP_POISSON_Z * sd;
+    return far && dev >= fmax(3.0, 0.2 * m);
+}
+
 /* Index of ts t in the ascending array, or -1. */
 static long find(const int64_t *ts, size_t n, int64_t t)
 {
@@ -161,8 +168,7 @@ int bp_poisson_score(const int64_t *ts, const double *value, size_t n, size_t fi
         p->upper = m + BP_POISSON_Z * sd;
         /* At low counts the normal approximation (and the sd floor) call 1 -> 5 a 4-sigma event;
          * the exact tail says it happens once in a few hundred intervals. */
-        bool far = m < EXACT_BELOW ? count_tail(m, c, value[i]) < TAIL_P : dev > BP_POISSON_Z * sd;
-        p->anomaly = far && dev >= fmax(3.0, 0.2 * m);
+        p->anomaly = bp_poisson_news(m, c, value[i]);
         p->score = fmin(1.0, dev / sd / (2 * BP_POISSON_Z));
     }
     free(mu);

@@ -16,6 +16,7 @@
 #ifndef BP_POISSON_H
 #define BP_POISSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,11 @@
 #define BP_POISSON_LEVEL_PRIOR 10.0 /* events' worth of "level 1" a quiet level is pulled toward */
 #define BP_POISSON_SLOT_EVENTS 20   /* a same-slot rate rests on at least this many events ... */
 #define BP_POISSON_SLOT_S 1800      /* ... from at most this far on each side of the slot */
+
+/* Whether a count x is news against an expected m with relative variance c (variance m + c·m²):
+ * BP_POISSON_Z spreads away (the exact tail below 30 expected events) and at least 20% and 3
+ * events off. The rule of bp_poisson_score, for methods that bring their own expectation. */
+bool bp_poisson_news(double m, double c, double x);
 
 /* Scores points first..n-1 of the series ts/value (ascending, NAN = no value) into out;
  * hist_n[i] = same-slot days the verdict rested on. Points without enough days are left with

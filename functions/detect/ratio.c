@@ -107,6 +107,7 @@ void bp_ratio_drift(const double *num_h, const double *den_h, size_t n, const do
         var = 0.25;
     out->verdict = true;
     out->p0 = p0;
+    out->tau2 = tau2;
     out->rate = sn / sd;
     out->z = (sn - sd * p0) / sqrt(var);
     out->anomaly = fabs(out->z) >= z_alert && fabs(out->rate - p0) >= BP_RATIO_DRIFT_MIN_EFFECT * p0;

@@ -51,7 +51,8 @@ typedef struct st_bp_ratio_drift_t {
     double p0;   /* the baseline rate, from before the window */
     double rate; /* the window's pooled rate */
     double z;
-    size_t w; /* intervals in the window */
+    double tau2; /* the baseline's extra-binomial variance */
+    size_t w;    /* intervals in the window */
 } bp_ratio_drift_t;
 
 /* Tests the pooled rate of num_w/den_w [0..w) (the last w intervals, oldest first) against the

@@ -13,7 +13,9 @@
  *             own noise, such as 0 → 1, is never an anomaly); "auto" is the plain 3σ rule for sum
  *             and distinct metrics;
  *   "seasonal" (opt-in, experimental) the streaming detector of `score --csv` (detector.h):
- *             time-of-day / day-of-week baselines; a point outside its band is anomalous. It
+ *             time-of-day / day-of-week baselines; a point outside its band is anomalous when it
+ *             is also beyond the noise of what was counted (binomial at the interval's
+ *             denominator for a ratio, Poisson for a count): the band is tuned on NAB. It
  *             replays BP_SCORE_SEASONAL_DAYS of stored history first. Not the default yet: its
  *             band is tuned on NAB and flags a few percent of ordinary points.
  * Pure functions over arrays: thread-safe.
@@ -34,6 +36,7 @@ typedef struct st_bp_series_t {
     const double *value; /* NAN where the value is NULL (a ratio without denominator) */
     const double *num;   /* ratio parts; NULL for other kinds */
     const double *den;
+    bool counts;         /* values are event counts (count metrics): Poisson noise applies */
     const bool *anomaly; /* stored verdicts of the points before `first` (NULL: none); ratio
                           * baselines leave anomalous intervals out */
     size_t n;

@@ -18,7 +18,7 @@ the incident opened. Scenario 1 also runs the detect service over the same histo
 incident's root cause. 6 and 8 run the services. A summary table is printed at the end.
 
 Where a method misses a requirement, the test states the requirement and is marked
-expectedFailure with what detection lacks.
+expectedFailure with what detection lacks (none is, at present).
 """
 
 import datetime
@@ -190,9 +190,8 @@ class CountsWeek(Historical):
         self.outage_caught("orders_seasonal", "seasonal")
 
     # seasonal's band is tuned on NAB (one alert per anomaly window) and flags a few percent
-    # of ordinary Poisson points; the 2-of-5 rule then opens several incidents a week on a
-    # healthy series. Detection lacks a band calibrated to the count's own noise.
-    @unittest.expectedFailure
+    # of ordinary Poisson points (3 false incidents a week here before): for a count that shows
+    # Poisson noise, a point outside the band must also be Poisson news at its expected value.
     def test_2_outage_seasonal_false_incidents(self):
         self.outage_false("orders_seasonal", "seasonal")
 
@@ -219,8 +218,7 @@ class CountsWeek(Historical):
     def test_4_holiday_seasonal_no_incident(self):
         self.holiday_quiet("sessions_seasonal", "seasonal")
 
-    # As for orders: seasonal's band flags ordinary Poisson noise (see test_2).
-    @unittest.expectedFailure
+    # As for orders: the Poisson floor on seasonal's band (see test_2; 4 a week before).
     def test_4_holiday_seasonal_false_incidents(self):
         self.holiday_false("sessions_seasonal", "seasonal")
 
@@ -239,9 +237,8 @@ class CountsWeek(Historical):
     def test_5_low_volume_auto_no_incident(self):
         self.low_volume_quiet("logins", "poisson")
 
-    # The same for seasonal: its Poisson floor (0.5*sqrt(mean+1)) leaves a band too narrow for
-    # counts of 0-10.
-    @unittest.expectedFailure
+    # The same for seasonal: its own floor (0.5*sqrt(mean+1)) leaves a band too narrow for
+    # counts of 0-10 (7 a week before); the exact Poisson tail decides (see test_2).
     def test_5_low_volume_seasonal_no_incident(self):
         self.low_volume_quiet("logins_seasonal", "seasonal")
 
@@ -365,9 +362,8 @@ class RateDrop(Historical):
 
     # seasonal scores the rate as a plain value: its band does not widen when the denominator
     # is small, so at night (~100 attempts per interval, binomial noise 3x the daytime one) an
-    # ordinary 80% opens an incident. Detection lacks a rate-aware (denominator-weighted) band
-    # for seasonal on ratio metrics.
-    @unittest.expectedFailure
+    # ordinary 80% opened an incident. A point outside its band must now also be z_alert
+    # binomial spreads from the expected rate at the interval's own denominator.
     def test_1_rate_drop_seasonal_false_incidents(self):
         self.false_incidents("reg_rate_seasonal", "seasonal")
 
@@ -427,14 +423,13 @@ class SlowDecline(Historical):
     def test_3_slow_decline_auto_false_incidents(self):
         self.false_incidents("decline_rate", "ratio")
 
-    # seasonal learns the slow decline as a level shift (robust to trend by design) and alerts
-    # only when the rate jumps back at 16:00. Same lack as for ratio: no cumulative test.
-    @unittest.expectedFailure
+    # seasonal learns the slow decline as a level shift (robust to trend by design) and
+    # alerted only when the rate jumped back at 16:00; on a rate it now runs ratio's drift
+    # test (the last hour pooled) too.
     def test_3_slow_decline_seasonal_caught(self):
         self.caught("decline_rate_seasonal", "seasonal")
 
-    # As in scenario 1: seasonal's band on a rate ignores the denominator (a night incident).
-    @unittest.expectedFailure
+    # As in scenario 1: seasonal's band on a rate ignored the denominator (a night incident).
     def test_3_slow_decline_seasonal_false_incidents(self):
         self.false_incidents("decline_rate_seasonal", "seasonal")
 
