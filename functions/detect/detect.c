@@ -44,7 +44,7 @@ static const bp_db_stmt_t store_sql = {
     " (%s%%): a sustained drift beyond their pooled band (%s, %s points of history); value %s alone is"
     " inside its band [%s, %s]',"
     "     u.drift_n, round(u.drift_actual::numeric, 4), round(u.drift_expected::numeric, 4),"
-    "     to_char(100 * (u.drift_actual - u.drift_expected) / nullif(abs(u.drift_expected), 0), 'SG990.0'),"
+    "     to_char(100 * (u.drift_actual - u.drift_expected) / nullif(abs(u.drift_expected), 0), 'FMSG990.0'),"
     "     $11::text, u.n, round(m.metric_value::numeric, 4), round(u.lower::numeric, 4),"
     "     round(u.upper::numeric, 4))"
     "   ELSE format('value %s is %s the expected band [%s, %s] (%s, %s points of history)',"
