@@ -99,14 +99,49 @@ static double seasonal(const int64_t *ts, const double *value, size_t i, size_t 
     return k >= BP_POISSON_MIN_DAYS ? bp_stats_median(v, k) : NAN;
 }
 
+/* The clamp keeps an outage from becoming the level, but a quiet series' intervals are each
+ * too small to be news (0 where 4 are expected happens once in 55). While the level is pinned
+ * at its clamp, the run of pinned intervals ending at i is tested as a whole against the sum of
+ * their (clamped) expectations: 30 minutes of zeros where 8 a minute come is an incident. A
+ * quiet holiday never pins the level, so it never gets here. */
+static void pinned_run(const double *value, const double *expect, const signed char *pinned, size_t lo,
+                       size_t i, double c, bp_point_t *p)
+{
+    double sv = 0, sm = 0;
+    size_t k = 0;
+    for (size_t j = i + 1; j > lo && k < BP_POISSON_PINNED_MAX && pinned[j - 1] == pinned[i]; j--) {
+        if (isnan(expect[j - 1]))
+            break;
+        sv += value[j - 1];
+        sm += expect[j - 1];
+        k++;
+    }
+    double dev = sv - sm;
+    /* the point itself must lean the run's way: after a recovery the run is over anyway */
+    if ((dev < 0) != (value[i] < expect[i]) || value[i] == expect[i])
+        return;
+    if (fabs(dev) < BP_POISSON_Z * sqrt(sm + c * sm * sm) || fabs(dev) < fmax(3.0, 0.2 * sm))
+        return;
+    p->anomaly = true;
+    p->score = fmax(p->score, 0.5);
+    p->drift = true;
+    p->drift_n = (int)k;
+    p->drift_actual = sv / (double)k;
+    p->drift_expected = sm / (double)k;
+}
+
 int bp_poisson_score(const int64_t *ts, const double *value, size_t n, size_t first, bp_point_t *out,
                      size_t *hist_n)
 {
     double *mu = malloc((n + 1) * sizeof(double));
     double *mu_events = malloc((n + 1) * sizeof(double));
-    if (mu == NULL || mu_events == NULL) {
+    double *expect = malloc((n + 1) * sizeof(double)); /* μ × level */
+    signed char *pinned = malloc(n + 1); /* the level wanted to leave [0.5, 1.5]: -1 below, 1 above */
+    if (mu == NULL || mu_events == NULL || expect == NULL || pinned == NULL) {
         free(mu);
         free(mu_events);
+        free(expect);
+        free(pinned);
         return BP_ENOMEM;
     }
     /* Expectations for the points the level and the overdispersion look back on too. */
@@ -121,17 +156,26 @@ int bp_poisson_score(const int64_t *ts, const double *value, size_t n, size_t fi
         if (!isnan(mu[i]) && mu[i] >= 1 && !isnan(value[i]))
             r[nr++] = ((value[i] - mu[i]) * (value[i] - mu[i]) - mu[i]) / (mu[i] * mu[i]);
     double phi = nr >= 30 ? fmax(0, bp_stats_median(r, nr)) : 0.01;
-    for (size_t i = first; i < n; i++) {
-        bp_point_t *p = &out[i - first];
-        *p = (bp_point_t){.ts = ts[i], .value = value[i]};
+    /* Points before `first` get an expectation too (not a verdict): the pinned-level test
+     * below looks back over them. */
+    size_t lo = first > BP_POISSON_PINNED_MAX ? first - BP_POISSON_PINNED_MAX : 0;
+    if (lo < from)
+        lo = from;
+    for (size_t i = lo; i < n; i++) {
+        bp_point_t *p = i >= first ? &out[i - first] : NULL;
+        if (p != NULL)
+            *p = (bp_point_t){.ts = ts[i], .value = value[i]};
+        expect[i] = NAN;
+        pinned[i] = 0;
         if (isnan(mu[i]) || isnan(value[i]))
             continue;
         /* The level: how the previous intervals ran against their expectations. A busy series
          * needs only the last BP_POISSON_LEVEL_POINTS (the median of their ratios: robust, and
-         * quick to follow a quiet day); a quiet one looks further back, up to
-         * BP_POISSON_LEVEL_MAX points, until BP_POISSON_LEVEL_EVENTS were expected, and pools
-         * them (a median of ratios of 0s and 1s is no level). */
-        double ratios[BP_POISSON_LEVEL_POINTS], sv = 0, sm = 0;
+         * quick to follow a quiet day) when they expected BP_POISSON_LEVEL_MEDIAN_EVENTS; a
+         * quieter one looks further back, up to BP_POISSON_LEVEL_MAX points, until
+         * BP_POISSON_LEVEL_EVENTS were expected, and pools them (a median of six ratios of 3s
+         * and 5s is no level: it wandered from 0.38 to 0.88 within minutes). */
+        double ratios[BP_POISSON_LEVEL_POINTS], sv = 0, sm = 0, sv_recent = 0, sm_recent = 0;
         size_t k = 0, seen = 0;
         for (size_t j = i; j > from && seen < BP_POISSON_LEVEL_MAX; j--) {
             /* anomalous points say nothing about the level: an outage must not make its
@@ -140,21 +184,36 @@ int bp_poisson_score(const int64_t *ts, const double *value, size_t n, size_t fi
                 continue;
             if (isnan(mu[j - 1]) || isnan(value[j - 1]))
                 continue;
+            if (seen == BP_POISSON_LEVEL_POINTS && sm >= BP_POISSON_LEVEL_MEDIAN_EVENTS)
+                break;
             if (seen >= BP_POISSON_LEVEL_POINTS && sm >= BP_POISSON_LEVEL_EVENTS)
                 break;
             if (seen < BP_POISSON_LEVEL_POINTS && mu[j - 1] >= 1)
                 ratios[k++] = value[j - 1] / mu[j - 1];
+            if (seen < BP_POISSON_LEVEL_POINTS) {
+                sv_recent += value[j - 1];
+                sm_recent += mu[j - 1];
+            }
             sv += value[j - 1];
             sm += mu[j - 1];
             seen++;
         }
         double level = 1.0;
-        if (seen <= BP_POISSON_LEVEL_POINTS && sm >= BP_POISSON_LEVEL_EVENTS && k >= 3)
+        if (seen == BP_POISSON_LEVEL_POINTS && sm >= BP_POISSON_LEVEL_MEDIAN_EVENTS && k >= 3)
             level = bp_stats_median(ratios, k);
         else if (seen >= 3) /* pooled, and pulled toward 1 by a few events' worth */
             level = (sv + BP_POISSON_LEVEL_PRIOR) / (sm + BP_POISSON_LEVEL_PRIOR);
+        /* Beyond the clamp: the level, or (quicker, for a quiet series whose level pools many
+         * intervals) the last few intervals pooled with the level's prior. */
+        double recent = (sv_recent + BP_POISSON_LEVEL_PRIOR) / (sm_recent + BP_POISSON_LEVEL_PRIOR);
+        pinned[i] = level < 0.5 || (seen >= 3 && recent < 0.5)   ? -1
+                    : level > 1.5 || (seen >= 3 && recent > 1.5) ? 1
+                                                                 : 0;
         level = fmin(1.5, fmax(0.5, level));
         double m = mu[i] * level;
+        expect[i] = m;
+        if (p == NULL)
+            continue;
         /* Relative variance of the expectation: overdispersion, plus how few events the level
          * and the same-slot rates rest on. */
         double c = phi + 1 / (sm + BP_POISSON_LEVEL_PRIOR) + 1 / (mu_events[i] + 1);
@@ -170,8 +229,12 @@ int bp_poisson_score(const int64_t *ts, const double *value, size_t n, size_t fi
          * the exact tail says it happens once in a few hundred intervals. */
         p->anomaly = bp_poisson_news(m, c, value[i]);
         p->score = fmin(1.0, dev / sd / (2 * BP_POISSON_Z));
+        if (!p->anomaly && pinned[i] != 0)
+            pinned_run(value, expect, pinned, lo, i, c, p);
     }
     free(mu);
     free(mu_events);
+    free(expect);
+    free(pinned);
     return 0;
 }

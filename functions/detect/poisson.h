@@ -10,7 +10,10 @@
  * the expectation itself (few events, or one day of history, make it wide): variance
  * μ + cμ². A point is anomalous when it is BP_POISSON_Z spreads away (below 30 expected events:
  * the exact negative binomial tail of that variance) AND at least 20% (and 3 events) off: a
- * 0 → 1 wiggle at night is not news; a busy series dropping to zero is.
+ * 0 → 1 wiggle at night is not news; a busy series dropping to zero is. While the series runs
+ * beyond the clamp (the level, or the last BP_POISSON_LEVEL_POINTS intervals pooled, below half
+ * or above 1.5× of what is expected), the run of such intervals is tested as a whole: a quiet
+ * series' outage is news once its sum is (its points carry bp_point_t.drift).
  * Pure functions over arrays: thread-safe.
  */
 #ifndef BP_POISSON_H
@@ -25,12 +28,14 @@
 #define BP_POISSON_DAYS 7
 #define BP_POISSON_MIN_DAYS 1 /* same-slot values needed before a verdict */
 #define BP_POISSON_Z 4.0
-#define BP_POISSON_LEVEL_POINTS 6
-#define BP_POISSON_LEVEL_MAX 60     /* ... or up to this many for a quiet series ... */
-#define BP_POISSON_LEVEL_EVENTS 30  /* ... until this many events were expected */
-#define BP_POISSON_LEVEL_PRIOR 10.0 /* events' worth of "level 1" a quiet level is pulled toward */
-#define BP_POISSON_SLOT_EVENTS 20   /* a same-slot rate rests on at least this many events ... */
-#define BP_POISSON_SLOT_S 1800      /* ... from at most this far on each side of the slot */
+#define BP_POISSON_LEVEL_POINTS 6          /* the level: these many intervals ... */
+#define BP_POISSON_LEVEL_MEDIAN_EVENTS 120 /* ... when they expected this many events ... */
+#define BP_POISSON_LEVEL_MAX 60            /* ... or up to this many for a quieter series ... */
+#define BP_POISSON_LEVEL_EVENTS 100        /* ... until this many events were expected (±10%) */
+#define BP_POISSON_LEVEL_PRIOR 10.0        /* events' worth of "level 1" a quiet level is pulled toward */
+#define BP_POISSON_SLOT_EVENTS 20          /* a same-slot rate rests on at least this many events ... */
+#define BP_POISSON_SLOT_S 1800             /* ... from at most this far on each side of the slot */
+#define BP_POISSON_PINNED_MAX 60           /* intervals a pinned-level run is summed over, at most */
 
 /* Whether a count x is news against an expected m with relative variance c (variance m + c·m²):
  * BP_POISSON_Z spreads away (the exact tail below 30 expected events) and at least 20% and 3

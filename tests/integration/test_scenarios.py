@@ -7,6 +7,7 @@ real detect, for the default method (`auto`) and the opt-in `seasonal` one.
   3 a slow 10% decline over hours                          caught
   4 a holiday-like quiet day (volume down, same shape)     no incident
   5 a low-volume night (counts of 0-3)                     no incident from 0 -> 1 wiggles
+ 5b a low-volume outage (8 a minute -> 0 for 30 min)       caught
   6 late events arriving 5 minutes after the tick (live)   no false incident; a real drop caught
   7 a flat series                                          no incident; a drop from it caught
   8 a series with too little history (live)                learning, no incident
@@ -18,7 +19,7 @@ the incident opened. Scenario 1 also runs the detect service over the same histo
 incident's root cause. 6 and 8 run the services. A summary table is printed at the end.
 
 Where a method misses a requirement, the test states the requirement and is marked
-expectedFailure with what detection lacks (none is, at present).
+expectedFailure with what detection lacks.
 """
 
 import datetime
@@ -137,13 +138,15 @@ class CountsWeek(Historical):
       sessions    5m, peak 200/interval; the last day (a Wednesday) is a holiday: 60% volume all
                   day, same shape;
       logins      1m, peak 8/minute, 0-3 at night; nothing happens;
-      heartbeats  1m, exactly 60/minute for the last 12 h, 30/minute for the last 20 minutes.
+      heartbeats  1m, exactly 60/minute for the last 12 h, 30/minute for the last 20 minutes;
+      checkins    1m, like logins (peak 8/minute), none on the last day 13:00-13:30.
     Judged over the last 7 days (the first day is history)."""
 
     METRICS = ([count(n, "order_placed", "5m", m) for n, m in both("orders")]
                + [count(n, "session_started", "5m", m) for n, m in both("sessions")]
                + [count(n, "login", "1m", m) for n, m in both("logins")]
-               + [count(n, "heartbeat", "1m", m) for n, m in both("heartbeats")])
+               + [count(n, "heartbeat", "1m", m) for n, m in both("heartbeats")]
+               + [count(n, "checkin", "1m", m) for n, m in both("checkins")])
 
     @classmethod
     def data_start(cls, m):
@@ -162,6 +165,10 @@ class CountsWeek(Historical):
         ev.counts("login", start, end, M1, 8)
         ev.counts("heartbeat", end - 12 * H, end, M1, 60, flat=True,
                   factor=lambda ts: 0.5 if ts >= cls.flat_drop[0] else 1.0)
+        # drawn last, so the series above keep their draws
+        cls.quiet_truth = (cls.last_day + 13 * H, cls.last_day + 13 * H + 30 * 60)
+        ev.counts("checkin", start, end, M1, 8,
+                  factor=lambda ts: 0.0 if cls.quiet_truth[0] <= ts < cls.quiet_truth[1] else 1.0)
         return ev.insert(cls.db)
 
     # 2: a total outage ------------------------------------------------------------------
@@ -241,6 +248,43 @@ class CountsWeek(Historical):
     # counts of 0-10 (7 a week before); the exact Poisson tail decides (see test_2).
     def test_5_low_volume_seasonal_no_incident(self):
         self.low_volume_quiet("logins_seasonal", "seasonal")
+
+    # 5b: a low-volume outage -------------------------------------------------------------
+
+    def quiet_outage(self, name, method):
+        return self.judge("5b low-volume outage: checkins 8/min -> 0, 30 min", name, method, M1,
+                          self.end - 7 * DAY, self.quiet_truth)
+
+    def quiet_outage_caught(self, name, method):
+        caught, delay, fpw, rep, false = self.quiet_outage(name, method)
+        self.assertTrue(caught, f"{method}: the outage opened no incident: {rep}")
+        # One empty minute where ~7 are expected happens by chance once in a thousand minutes,
+        # so no single minute is news: the evidence is the run's sum, and it takes a quarter of
+        # an hour to be beyond doubt.
+        self.assertLessEqual(delay, 20, f"{method}: the outage took {delay} intervals to detect")
+
+    def quiet_outage_false(self, name, method):
+        caught, delay, fpw, rep, false = self.quiet_outage(name, method)
+        self.assertLessEqual(fpw, MAX_FALSE_PER_WEEK, f"{method}: {fpw:.2f} false incidents per week: {false}")
+
+    def test_5b_quiet_outage_auto_caught(self):
+        self.quiet_outage_caught("checkins", "poisson")
+
+    def test_5b_quiet_outage_auto_false_incidents(self):
+        self.quiet_outage_false("checkins", "poisson")
+
+    # seasonal's band learns the outage as a level shift within minutes, and each empty minute
+    # is within Poisson noise of the expected 7, so its Poisson floor (which keeps scenarios 2,
+    # 4 and 5 free of false incidents) hides it. Before that floor it caught this outage among
+    # 8 false incidents a week. Detection lacks, for seasonal, an evidence sum over a run that
+    # does not also sum the band's own errors (tried: it opened false incidents on orders and
+    # logins).
+    @unittest.expectedFailure
+    def test_5b_quiet_outage_seasonal_caught(self):
+        self.quiet_outage_caught("checkins_seasonal", "seasonal")
+
+    def test_5b_quiet_outage_seasonal_false_incidents(self):
+        self.quiet_outage_false("checkins_seasonal", "seasonal")
 
     # 7: a flat series --------------------------------------------------------------------
 

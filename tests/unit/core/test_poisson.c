@@ -138,6 +138,30 @@ static void a_quiet_series_of_0_to_3_a_minute_has_no_anomaly_and_a_nonzero_expec
     CHECK_INT(zero, 0);
 }
 
+static void an_outage_of_a_quiet_series_is_caught_by_its_sum_within_minutes(void)
+{
+    size_t n = NIGHT_DAYS * MIN_PER_DAY;
+    for (size_t i = 0; i < n; i++) {
+        nts[i] = 1795000000 - 1795000000 % 86400 + (int64_t)i * 60;
+        nv[i] = draw(7);
+    }
+    size_t at = n - MIN_PER_DAY + 600; /* 30 minutes of nothing */
+    for (size_t i = at; i < at + 30; i++)
+        nv[i] = 0;
+    bp_poisson_score(nts, nv, n, n - MIN_PER_DAY, nout, nhn);
+    size_t first = 0, drift = 0;
+    for (size_t i = at; i < at + 30; i++) {
+        /* one empty minute where 7 are expected is not news by itself */
+        CHECK(nout[i - (n - MIN_PER_DAY)].anomaly == nout[i - (n - MIN_PER_DAY)].drift);
+        if (nout[i - (n - MIN_PER_DAY)].anomaly && first == 0)
+            first = i - at + 1;
+        drift += nout[i - (n - MIN_PER_DAY)].drift;
+    }
+    CHECK(first > 0 && first <= 10);
+    CHECK(drift >= 10);
+    CHECK_INT(anomalies(nout, MIN_PER_DAY), drift);
+}
+
 int main(void)
 {
     RUN(an_ordinary_day_has_no_anomaly);
@@ -146,5 +170,6 @@ int main(void)
     RUN(low_counts_moving_by_one_or_two_are_not_anomalies);
     RUN(without_a_day_of_history_there_is_no_verdict_and_one_day_gives_a_wider_band);
     RUN(a_quiet_series_of_0_to_3_a_minute_has_no_anomaly_and_a_nonzero_expectation);
+    RUN(an_outage_of_a_quiet_series_is_caught_by_its_sum_within_minutes);
     TEST_DONE();
 }
