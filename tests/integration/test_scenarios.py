@@ -127,6 +127,15 @@ class Historical(unittest.TestCase):
 
     root_causes = {}
 
+    def assert_caught(self, judged, method, what, max_delay):
+        caught, delay, fpw, rep, false = judged
+        self.assertTrue(caught, f"{method}: {what} opened no incident: {rep}")
+        self.assertLessEqual(delay, max_delay, f"{method}: {what} took {delay} intervals to detect")
+
+    def assert_rarely_false(self, judged, method):
+        caught, delay, fpw, rep, false = judged
+        self.assertLessEqual(fpw, MAX_FALSE_PER_WEEK, f"{method}: {fpw:.2f} false incidents per week: {false}")
+
 
 # --------------------------------------------------------------------------- 2, 4, 5, 7
 
@@ -177,13 +186,10 @@ class CountsWeek(Historical):
         return self.judge("2 outage: orders -> 0, 30 min", name, method, M5, self.end - 7 * DAY, self.outage)
 
     def outage_caught(self, name, method):
-        caught, delay, fpw, rep, false = self.judge_outage(name, method)
-        self.assertTrue(caught, f"{method}: the outage opened no incident: {rep}")
-        self.assertLessEqual(delay, 3, f"{method}: the outage took {delay} intervals to detect")
+        self.assert_caught(self.judge_outage(name, method), method, "the outage", 3)
 
     def outage_false(self, name, method):
-        caught, delay, fpw, rep, false = self.judge_outage(name, method)
-        self.assertLessEqual(fpw, MAX_FALSE_PER_WEEK, f"{method}: {fpw:.2f} false incidents per week: {false}")
+        self.assert_rarely_false(self.judge_outage(name, method), method)
 
     # auto for counts expects the same time of day of the previous days (the 3-sigma rule over
     # 180 points, 15 hours at 5-minute intervals, missed this outage at the daily peak).
@@ -213,8 +219,7 @@ class CountsWeek(Historical):
         self.assertEqual(on_holiday, [], f"{method}: the quiet day opened incidents")
 
     def holiday_false(self, name, method):
-        caught, delay, fpw, rep, false = self.holiday(name, method)
-        self.assertLessEqual(fpw, MAX_FALSE_PER_WEEK, f"{method}: {fpw:.2f} false incidents per week: {false}")
+        self.assert_rarely_false(self.holiday(name, method), method)
 
     def test_4_holiday_auto_no_incident(self):
         self.holiday_quiet("sessions", "poisson")
@@ -256,16 +261,13 @@ class CountsWeek(Historical):
                           self.end - 7 * DAY, self.quiet_truth)
 
     def quiet_outage_caught(self, name, method):
-        caught, delay, fpw, rep, false = self.quiet_outage(name, method)
-        self.assertTrue(caught, f"{method}: the outage opened no incident: {rep}")
         # One empty minute where ~7 are expected happens by chance once in a thousand minutes,
-        # so no single minute is news: the evidence is the run's sum, and it takes a quarter of
-        # an hour to be beyond doubt.
-        self.assertLessEqual(delay, 20, f"{method}: the outage took {delay} intervals to detect")
+        # so no single minute is news: the evidence is the run's sum, and it takes minutes to
+        # be beyond doubt.
+        self.assert_caught(self.quiet_outage(name, method), method, "the outage", 20)
 
     def quiet_outage_false(self, name, method):
-        caught, delay, fpw, rep, false = self.quiet_outage(name, method)
-        self.assertLessEqual(fpw, MAX_FALSE_PER_WEEK, f"{method}: {fpw:.2f} false incidents per week: {false}")
+        self.assert_rarely_false(self.quiet_outage(name, method), method)
 
     def test_5b_quiet_outage_auto_caught(self):
         self.quiet_outage_caught("checkins", "poisson")
@@ -296,9 +298,7 @@ class CountsWeek(Historical):
         self.assertEqual(false, [], f"{method}: the flat series opened incidents")
 
     def flat_caught(self, name, method):
-        caught, delay, fpw, rep, false = self.flat(name, method)
-        self.assertTrue(caught, f"{method}: the drop from flat opened no incident: {rep}")
-        self.assertLessEqual(delay, 3, f"{method}: the drop took {delay} intervals to detect")
+        self.assert_caught(self.flat(name, method), method, "the drop from flat", 3)
 
     def test_7_flat_auto_no_false_incident(self):
         self.flat_quiet("heartbeats", "poisson")
@@ -376,9 +376,7 @@ class RateDrop(Historical):
         return self.judge("1 rate -30% in DE", name, method, M5, self.end - DAY, self.truth)
 
     def caught(self, name, method):
-        caught, delay, fpw, rep, false = self.drop(name, method)
-        self.assertTrue(caught, f"{method}: the drop opened no incident: {rep}")
-        self.assertLessEqual(delay, 3, f"{method}: the drop took {delay} intervals to detect")
+        self.assert_caught(self.drop(name, method), method, "the drop", 3)
         cause = self.live[name]
         self.assertTrue(cause, f"{method}: the live incident has no root cause")
         self.assertIn("country=DE", cause[0]["series"], cause)
@@ -386,8 +384,7 @@ class RateDrop(Historical):
         self.assertGreater(de, 0.8, f"{method}: the DE series explain only {de:.0%} of the gap: {cause}")
 
     def false_incidents(self, name, method):
-        caught, delay, fpw, rep, false = self.drop(name, method)
-        self.assertLessEqual(fpw, MAX_FALSE_PER_WEEK, f"{method}: {fpw:.2f} false incidents per week: {false}")
+        self.assert_rarely_false(self.drop(name, method), method)
 
     def rolled_up(self, name):
         cause = self.live[name]
@@ -448,14 +445,11 @@ class SlowDecline(Historical):
         return self.judge("3 slow -10% over 4 h", name, method, M5, self.end - DAY, self.truth)
 
     def caught(self, name, method):
-        caught, delay, fpw, rep, false = self.decline(name, method)
-        self.assertTrue(caught, f"{method}: the decline opened no incident: {rep}")
         # 4 h of decline are 48 intervals: caught before it is complete.
-        self.assertLessEqual(delay, 48, f"{method}: the decline took {delay} intervals to detect")
+        self.assert_caught(self.decline(name, method), method, "the decline", 48)
 
     def false_incidents(self, name, method):
-        caught, delay, fpw, rep, false = self.decline(name, method)
-        self.assertLessEqual(fpw, MAX_FALSE_PER_WEEK, f"{method}: {fpw:.2f} false incidents per week: {false}")
+        self.assert_rarely_false(self.decline(name, method), method)
 
     # No single interval of a decline that builds over 4 hours gets 5 sigma from the trailing
     # baseline (0 of 288 points were anomalous before the drift test): ratio also pools the last
