@@ -100,10 +100,10 @@ static double seasonal(const int64_t *ts, const double *value, size_t i, size_t 
 }
 
 /* The clamp keeps an outage from becoming the level, but a quiet series' intervals are each
- * too small to be news (0 where 4 are expected happens once in 55). While the level is pinned
- * at its clamp, the run of pinned intervals ending at i is tested as a whole against the sum of
- * their (clamped) expectations: 30 minutes of zeros where 8 a minute come is an incident. A
- * quiet holiday never pins the level, so it never gets here. */
+ * too small to be news (0 where 4 are expected happens once in 55). While the series runs
+ * beyond the clamp (pinned), the run of such intervals ending at i is tested as a whole against
+ * the sum of their expectations: 30 minutes of zeros where 8 a minute come is an incident. A
+ * quiet holiday (60%) stays inside the clamp, so it never gets here. */
 static void pinned_run(const double *value, const double *expect, const signed char *pinned, size_t lo,
                        size_t i, double c, bp_point_t *p)
 {
@@ -136,7 +136,7 @@ int bp_poisson_score(const int64_t *ts, const double *value, size_t n, size_t fi
     double *mu = malloc((n + 1) * sizeof(double));
     double *mu_events = malloc((n + 1) * sizeof(double));
     double *expect = malloc((n + 1) * sizeof(double)); /* μ × level */
-    signed char *pinned = malloc(n + 1); /* the level wanted to leave [0.5, 1.5]: -1 below, 1 above */
+    signed char *pinned = malloc(n + 1);               /* beyond the level's clamp: -1 below, 1 above */
     if (mu == NULL || mu_events == NULL || expect == NULL || pinned == NULL) {
         free(mu);
         free(mu_events);

@@ -60,9 +60,6 @@ size_t bp_score_history(bp_method_t method, int interval_s)
     return method == BP_METHOD_RATIO ? BP_RATIO_WINDOW + BP_SCORE_DRIFT_MAX : BP_SIGMA3_WINDOW;
 }
 
-/* Replays the history through a fresh detector, then scores the points from `first`. An
- * anomaly is a value outside the detector's band: its score is tuned for NAB (one alert per
- * anomaly window), while an incident needs every anomalous point of an episode. */
 /* Intervals in the drift test's window ending at point i: those of the last BP_SCORE_DRIFT_S,
  * at least BP_SCORE_DRIFT_MIN (coarse intervals) and at most BP_SCORE_DRIFT_MAX. */
 static size_t drift_window(const bp_series_t *s, size_t i)
@@ -85,10 +82,10 @@ static void ratio_drift(const bp_series_t *s, const double *den, size_t i, doubl
     size_t from = start > BP_RATIO_WINDOW ? start - BP_RATIO_WINDOW : 0;
     bp_ratio_drift_t d;
     bp_ratio_drift(s->num + from, den + from, start - from, s->num + start, s->den + start, w, z_alert, &d);
-    /* The point itself must lean the drift's way by a standard deviation: after a recovery the
-     * window still remembers the drift, but ordinary points are no evidence of it. */
     if (!d.anomaly)
         return;
+    /* The point itself must lean the drift's way by a standard deviation: after a recovery the
+     * window still remembers the drift, but ordinary points are no evidence of it. */
     double uv = d.p0 <= 1 ? d.p0 * (1 - d.p0) : d.p0;
     double z_point =
         (s->num[i] - s->den[i] * d.p0) / sqrt(fmax(0.25, s->den[i] * uv + s->den[i] * s->den[i] * d.tau2));
@@ -172,6 +169,10 @@ static void seasonal_noise_floor(const bp_series_t *s, size_t i, double z_alert,
     }
 }
 
+/* Replays the history through a fresh detector, then scores the points from `first`. An
+ * anomaly is a value outside the detector's band (and beyond the noise floor): its score is
+ * tuned for NAB (one alert per anomaly window), while an incident needs every anomalous point
+ * of an episode. */
 static int score_seasonal(const bp_series_t *s, size_t first, double z_alert, bp_point_t *out, size_t *hist_n)
 {
     bp_detector_params_t prm = bp_detector_params_default();
