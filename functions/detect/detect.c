@@ -33,28 +33,40 @@ static const bp_db_stmt_t points_sql = {
     " AND metric_timestamp < to_timestamp($3::bigint) ORDER BY metric_timestamp",
     3};
 
-/* One statement for the whole window: arrays in, one UPDATE out. $11 is the method's name. */
+/* One statement for the whole window: arrays in, one UPDATE out. $11 is the method's name;
+ * $12..$15 say which points a sustained drift made anomalous, with the drift's numbers. */
 static const bp_db_stmt_t store_sql = {
     "bp_det_store",
     "UPDATE aggregated_metrics m SET is_anomaly = u.anomaly, anomaly_score = u.score, expected = u.mean,"
     " lower_bound = u.lower, upper_bound = u.upper, method = $11::text, scored_at = now(),"
     " anomaly_context = CASE WHEN u.verdict THEN jsonb_build_object('method', $11::text, 'state', 'scored',"
     "   'expected', u.mean, 'lower', u.lower, 'upper', u.upper, 'score', u.score, 'window', u.n,"
-    "   'reason', format('value %s is %s the expected band [%s, %s] (%s, %s points of history)',"
+    "   'reason', CASE WHEN u.drift THEN format('the last %s intervals together are %s vs %s expected"
+    " (%s%%): a sustained drift beyond their pooled band (%s, %s points of history); value %s alone is"
+    " inside its band [%s, %s]',"
+    "     u.drift_n, round(u.drift_actual::numeric, 4), round(u.drift_expected::numeric, 4),"
+    "     to_char(100 * (u.drift_actual - u.drift_expected) / nullif(abs(u.drift_expected), 0), 'FMSG990.0'),"
+    "     $11::text, u.n, round(m.metric_value::numeric, 4), round(u.lower::numeric, 4),"
+    "     round(u.upper::numeric, 4))"
+    "   ELSE format('value %s is %s the expected band [%s, %s] (%s, %s points of history)',"
     "     round(m.metric_value::numeric, 4), CASE WHEN u.anomaly THEN 'outside' ELSE 'inside' END,"
-    "     round(u.lower::numeric, 4), round(u.upper::numeric, 4), $11::text, u.n))"
+    "     round(u.lower::numeric, 4), round(u.upper::numeric, 4), $11::text, u.n) END)"
     "   || CASE WHEN $11::text = 'sigma3' THEN jsonb_build_object('mean', u.mean, 'stddev', u.sd) ELSE '{}' "
     "END"
+    "   || CASE WHEN u.drift THEN jsonb_build_object('drift', jsonb_build_object('intervals', u.drift_n,"
+    "     'actual', u.drift_actual, 'expected', u.drift_expected)) ELSE '{}' END"
     "  WHEN m.metric_value IS NULL THEN jsonb_build_object('method', $11::text, 'state', 'no_data',"
     "   'reason', 'no value for this interval (a ratio without denominator)')"
     "  ELSE jsonb_build_object('method', $11::text, 'state', 'learning', 'window', u.n,"
     "   'reason', format('learning: %s points of history so far; %s gives verdicts after more', u.n, "
     "$11::text)) END"
     " FROM unnest($2::bigint[], $3::bool[], $4::float8[], $5::float8[], $6::float8[], $7::float8[],"
-    "             $8::float8[], $9::int[], $10::bool[]) AS u(ts, anomaly, score, mean, sd, lower, upper, n, "
-    "verdict)"
+    "             $8::float8[], $9::int[], $10::bool[], $12::bool[], $13::int[], $14::float8[], "
+    "$15::float8[])"
+    "   AS u(ts, anomaly, score, mean, sd, lower, upper, n, verdict, drift, drift_n, drift_actual, "
+    "drift_expected)"
     " WHERE m.metric_name = $1 AND m.series = '' AND m.metric_timestamp = to_timestamp(u.ts)",
-    11};
+    15};
 
 int bp_detect_options_from_env(bp_detect_options_t *o, bp_err_t *err)
 {
@@ -122,7 +134,7 @@ static int arr_num(bp_buf_t *b, size_t i, bool isnull, double v)
 static int store(bp_db_t *db, const char *metric, const char *method, const bp_point_t *pts,
                  const size_t *n_hist, size_t n, bp_err_t *err)
 {
-    enum { TS, ANOM, SCORE, MEAN, SD, LOWER, UPPER, N, VERDICT, NARR };
+    enum { TS, ANOM, SCORE, MEAN, SD, LOWER, UPPER, N, VERDICT, DRIFT, DRIFT_N, DRIFT_ACT, DRIFT_EXP, NARR };
     bp_buf_t a[NARR];
     int rc = 0;
     for (int k = 0; k < NARR; k++)
@@ -138,7 +150,11 @@ static int store(bp_db_t *db, const char *metric, const char *method, const bp_p
             (rc = arr_num(&a[LOWER], i, nv, p->lower)) != 0 ||
             (rc = arr_num(&a[UPPER], i, nv, p->upper)) != 0 ||
             (rc = arr_num(&a[N], i, false, (double)n_hist[i])) != 0 ||
-            (rc = bp_buf_appendf(&a[VERDICT], "%s%s", i ? "," : "{", p->verdict ? "t" : "f")) != 0)
+            (rc = bp_buf_appendf(&a[VERDICT], "%s%s", i ? "," : "{", p->verdict ? "t" : "f")) != 0 ||
+            (rc = bp_buf_appendf(&a[DRIFT], "%s%s", i ? "," : "{", p->drift ? "t" : "f")) != 0 ||
+            (rc = arr_num(&a[DRIFT_N], i, !p->drift, (double)p->drift_n)) != 0 ||
+            (rc = arr_num(&a[DRIFT_ACT], i, !p->drift, p->drift_actual)) != 0 ||
+            (rc = arr_num(&a[DRIFT_EXP], i, !p->drift, p->drift_expected)) != 0)
             break;
     }
     for (int k = 0; rc == 0 && k < NARR; k++)
@@ -146,9 +162,9 @@ static int store(bp_db_t *db, const char *metric, const char *method, const bp_p
     if (rc != 0) {
         rc = bp_err_set(err, rc, "scored window too large to store");
     } else {
-        const char *p[] = {metric,       a[TS].base,      a[ANOM].base,  a[SCORE].base,
-                           a[MEAN].base, a[SD].base,      a[LOWER].base, a[UPPER].base,
-                           a[N].base,    a[VERDICT].base, method};
+        const char *p[] = {metric,     a[TS].base,    a[ANOM].base,    a[SCORE].base,     a[MEAN].base,
+                           a[SD].base, a[LOWER].base, a[UPPER].base,   a[N].base,         a[VERDICT].base,
+                           method,     a[DRIFT].base, a[DRIFT_N].base, a[DRIFT_ACT].base, a[DRIFT_EXP].base};
         rc = bp_db_query(db, &store_sql, p, NULL, err);
     }
     for (int k = 0; k < NARR; k++)
@@ -179,9 +195,11 @@ int bp_detect_score_range(bp_db_t *db, const bp_metric_t *m, int method_id, doub
     double *values = malloc((rows + 1) * sizeof(double));
     double *num = malloc((rows + 1) * sizeof(double));
     double *den = malloc((rows + 1) * sizeof(double));
+    bool *anom = malloc((rows + 1) * sizeof(bool));
     bp_point_t *pts = calloc(rows + 1, sizeof(bp_point_t));
     size_t *hn = calloc(rows + 1, sizeof(size_t));
-    if (ts == NULL || values == NULL || num == NULL || den == NULL || pts == NULL || hn == NULL) {
+    if (ts == NULL || values == NULL || num == NULL || den == NULL || anom == NULL || pts == NULL ||
+        hn == NULL) {
         rc = bp_err_set(err, BP_ENOMEM, "out of memory");
         goto out;
     }
@@ -191,6 +209,9 @@ int bp_detect_score_range(bp_db_t *db, const bp_metric_t *m, int method_id, doub
         values[i] = bp_db_double(res, (int)i, "value"); /* NAN when NULL */
         num[i] = bp_db_isnull(res, (int)i, "numerator") ? 0 : bp_db_double(res, (int)i, "numerator");
         den[i] = bp_db_isnull(res, (int)i, "denominator") ? 0 : bp_db_double(res, (int)i, "denominator");
+        /* NULL in rows the original system wrote and in rows not scored yet */
+        anom[i] =
+            bp_db_text(res, (int)i, "is_anomaly") != NULL && bp_db_text(res, (int)i, "is_anomaly")[0] == 't';
         if (first == rows && ts[i] >= r->from)
             first = i;
     }
@@ -211,9 +232,15 @@ int bp_detect_score_range(bp_db_t *db, const bp_metric_t *m, int method_id, doub
      * elsewhere (a retried or batched catch-up). So the stored anomalies of the history count
      * as missing values (after prior[] took the real ones, for the incident decision). */
     for (size_t i = 0; method == BP_METHOD_POISSON && i < first; i++)
-        if (bp_db_text(res, (int)i, "is_anomaly") != NULL && bp_db_text(res, (int)i, "is_anomaly")[0] == 't')
+        if (anom[i])
             values[i] = NAN;
-    bp_series_t series = {.ts = ts, .value = values, .num = num, .den = den, .n = rows};
+    bp_series_t series = {.ts = ts,
+                          .value = values,
+                          .num = m->kind == BP_KIND_RATIO ? num : NULL,
+                          .den = m->kind == BP_KIND_RATIO ? den : NULL,
+                          .counts = m->kind == BP_KIND_COUNT,
+                          .anomaly = anom,
+                          .n = rows};
     if (bp_score_series(method, &series, first, z_alert, pts, hn) != 0) {
         rc = bp_err_set(err, BP_ENOMEM, "out of memory scoring the window");
         goto out;
@@ -229,6 +256,7 @@ out:
     free(values);
     free(num);
     free(den);
+    free(anom);
     free(pts);
     free(hn);
     return rc;

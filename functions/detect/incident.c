@@ -19,7 +19,10 @@ static const bp_db_stmt_t open_incident_sql = {
     "SELECT id, extract(epoch FROM last_anomaly_at)::bigint AS last_anomaly,"
     " extract(epoch FROM started_at)::bigint AS started, peak_value, peak_expected,"
     " extract(epoch FROM peak_timestamp)::bigint AS peak_ts,"
-    " (context->>'lower')::float8 AS peak_lower, (context->>'upper')::float8 AS peak_upper, summary"
+    " (context->>'lower')::float8 AS peak_lower, (context->>'upper')::float8 AS peak_upper, summary,"
+    " (context->'drift'->>'intervals')::int AS drift_n, (context->'drift'->>'actual')::float8 AS "
+    "drift_actual,"
+    " (context->'drift'->>'expected')::float8 AS drift_expected"
     " FROM incidents WHERE metric_name = $1 AND status = 'open' FOR UPDATE",
     1};
 
@@ -73,6 +76,22 @@ void bp_incident_summary(const bp_metric_t *m, const char *method, const bp_poin
     fmt_value(m, peak->lower, lo, sizeof(lo));
     fmt_value(m, peak->upper, hi, sizeof(hi));
     double pct = peak->expected != 0 ? (peak->value - peak->expected) / fabs(peak->expected) * 100.0 : 0;
+    if (peak->drift) {
+        /* No single interval left its band: the sentence gives the pooled numbers that did. */
+        char da[32], de[32];
+        fmt_value(m, peak->drift_actual, da, sizeof(da));
+        fmt_value(m, peak->drift_expected, de, sizeof(de));
+        double dpct = peak->drift_expected != 0
+                          ? (peak->drift_actual - peak->drift_expected) / fabs(peak->drift_expected) * 100.0
+                          : 0;
+        snprintf(
+            out, outsz,
+            "%s drifted %s: %s vs %s expected (%+.0f%%) over the %d intervals to %s UTC, anomalous since %s "
+            "UTC; a sustained drift, each interval inside its own band (%s)",
+            m->name, peak->drift_actual < peak->drift_expected ? "down" : "up", da, de, dpct, peak->drift_n,
+            at + 11, since + 11, method);
+        return;
+    }
     snprintf(out, outsz,
              "%s %s to %s vs %s expected (%+.0f%%) at %s UTC, anomalous since %s UTC; outside the expected "
              "band %s to %s "
@@ -157,6 +176,9 @@ static int describe(ctx_t *c, bp_buf_t *json, bp_err_t *err)
         c->o->method, isfinite(pk->lower) ? pk->lower : 0, isfinite(pk->upper) ? pk->upper : 0,
         c->o->min_anomalies, c->o->open_span, c->o->resolve_after, c->o->z_alert,
         (long long)c->o->alert_window_s);
+    if (rc == 0 && pk->drift)
+        rc = bp_buf_appendf(json, ",\"drift\":{\"intervals\":%d,\"actual\":%.17g,\"expected\":%.17g}",
+                            pk->drift_n, pk->drift_actual, pk->drift_expected);
     if (rc == 0 && dims)
         rc = bp_buf_append(json, ",", 1) ? BP_ETOOBIG : bp_rootcause_json(&cause, json);
     if (rc == 0)
@@ -279,7 +301,13 @@ int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *prior
                                 .lower = bp_db_double(res, 0, "peak_lower"),
                                 .upper = bp_db_double(res, 0, "peak_upper"),
                                 .verdict = true,
-                                .anomaly = true};
+                                .anomaly = true,
+                                .drift = !bp_db_isnull(res, 0, "drift_n")};
+        if (c.e.peak.drift) {
+            c.e.peak.drift_n = (int)bp_db_int(res, 0, "drift_n");
+            c.e.peak.drift_actual = bp_db_double(res, 0, "drift_actual");
+            c.e.peak.drift_expected = bp_db_double(res, 0, "drift_expected");
+        }
         snprintf(c.summary, sizeof(c.summary), "%s", bp_db_text(res, 0, "summary"));
     }
     PQclear(res);

@@ -23,6 +23,12 @@ typedef struct st_bp_point_t {
     bool verdict;
     bool anomaly;
     double expected, lower, upper, score;
+    /* Set when the pooled test of the last drift_n intervals (a sustained drift, score.h), not
+     * the point alone, made it anomalous: their mean value was drift_actual against
+     * drift_expected. */
+    bool drift;
+    int drift_n;
+    double drift_actual, drift_expected;
 } bp_point_t;
 
 typedef struct st_bp_incident_change_t {

@@ -2,15 +2,20 @@
  * score: picks and runs the scoring method of a metric over one series, the code shared by
  * live detection (detect.c), `score --csv` and backtests. Methods (metrics file "method"):
  *   "sigma3"  the original rule, bit-for-bit (sigma3.h);
- *   "ratio"   rate-aware, weighted by the denominator (ratio.h); "auto" for ratio metrics;
+ *   "ratio"   rate-aware, weighted by the denominator (ratio.h); "auto" for ratio metrics. A
+ *             point inside its own band is anomalous too when the last hour's intervals pooled
+ *             (BP_SCORE_DRIFT_S, 6 to 60 intervals) left the rate's band on the same side: a
+ *             sustained drift (bp_point_t.drift), such as a 10% decline over hours;
  *   "poisson" the count's expected value from the same time on previous days, scaled by the
  *             current level, with Poisson-plus-overdispersion noise (poisson.h); "auto" for count
- *             metrics (while fewer than 2 days are stored, the 3σ rule with a Poisson floor);
+ *             metrics (until a day is stored, the 3σ rule with a Poisson floor);
  *   "sigma3+poisson" the 3σ rule plus a Poisson noise floor (a move smaller than the count's
  *             own noise, such as 0 → 1, is never an anomaly); "auto" is the plain 3σ rule for sum
  *             and distinct metrics;
  *   "seasonal" (opt-in, experimental) the streaming detector of `score --csv` (detector.h):
- *             time-of-day / day-of-week baselines; a point outside its band is anomalous. It
+ *             time-of-day / day-of-week baselines; a point outside its band is anomalous when it
+ *             is also beyond the noise of what was counted (binomial at the interval's
+ *             denominator for a ratio, Poisson for a count): the band is tuned on NAB. It
  *             replays BP_SCORE_SEASONAL_DAYS of stored history first. Not the default yet: its
  *             band is tuned on NAB and flags a few percent of ordinary points.
  * Pure functions over arrays: thread-safe.
@@ -31,6 +36,9 @@ typedef struct st_bp_series_t {
     const double *value; /* NAN where the value is NULL (a ratio without denominator) */
     const double *num;   /* ratio parts; NULL for other kinds */
     const double *den;
+    bool counts;         /* values are event counts (count metrics): Poisson noise applies */
+    const bool *anomaly; /* stored verdicts of the points before `first` (NULL: none); ratio
+                          * baselines leave anomalous intervals out */
     size_t n;
 } bp_series_t;
 
@@ -43,6 +51,9 @@ typedef enum {
 } bp_method_t;
 
 #define BP_SCORE_SEASONAL_DAYS 8
+#define BP_SCORE_DRIFT_S 3600 /* the drift test pools the last hour of intervals ... */
+#define BP_SCORE_DRIFT_MIN 6  /* ... but at least this many ... */
+#define BP_SCORE_DRIFT_MAX 60 /* ... and at most this many */
 
 /* The method for m, or BP_EINVAL-like -1 when m->method names none (checked at startup). */
 int bp_score_method(const bp_metric_t *m, bp_method_t *out);

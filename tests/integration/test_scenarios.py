@@ -7,6 +7,7 @@ real detect, for the default method (`auto`) and the opt-in `seasonal` one.
   3 a slow 10% decline over hours                          caught
   4 a holiday-like quiet day (volume down, same shape)     no incident
   5 a low-volume night (counts of 0-3)                     no incident from 0 -> 1 wiggles
+ 5b a low-volume outage (8 a minute -> 0 for 30 min)       caught
   6 late events arriving 5 minutes after the tick (live)   no false incident; a real drop caught
   7 a flat series                                          no incident; a drop from it caught
   8 a series with too little history (live)                learning, no incident
@@ -126,6 +127,15 @@ class Historical(unittest.TestCase):
 
     root_causes = {}
 
+    def assert_caught(self, judged, method, what, max_delay):
+        caught, delay, fpw, rep, false = judged
+        self.assertTrue(caught, f"{method}: {what} opened no incident: {rep}")
+        self.assertLessEqual(delay, max_delay, f"{method}: {what} took {delay} intervals to detect")
+
+    def assert_rarely_false(self, judged, method):
+        caught, delay, fpw, rep, false = judged
+        self.assertLessEqual(fpw, MAX_FALSE_PER_WEEK, f"{method}: {fpw:.2f} false incidents per week: {false}")
+
 
 # --------------------------------------------------------------------------- 2, 4, 5, 7
 
@@ -137,13 +147,15 @@ class CountsWeek(Historical):
       sessions    5m, peak 200/interval; the last day (a Wednesday) is a holiday: 60% volume all
                   day, same shape;
       logins      1m, peak 8/minute, 0-3 at night; nothing happens;
-      heartbeats  1m, exactly 60/minute for the last 12 h, 30/minute for the last 20 minutes.
+      heartbeats  1m, exactly 60/minute for the last 12 h, 30/minute for the last 20 minutes;
+      checkins    1m, like logins (peak 8/minute), none on the last day 13:00-13:30.
     Judged over the last 7 days (the first day is history)."""
 
     METRICS = ([count(n, "order_placed", "5m", m) for n, m in both("orders")]
                + [count(n, "session_started", "5m", m) for n, m in both("sessions")]
                + [count(n, "login", "1m", m) for n, m in both("logins")]
-               + [count(n, "heartbeat", "1m", m) for n, m in both("heartbeats")])
+               + [count(n, "heartbeat", "1m", m) for n, m in both("heartbeats")]
+               + [count(n, "checkin", "1m", m) for n, m in both("checkins")])
 
     @classmethod
     def data_start(cls, m):
@@ -162,6 +174,10 @@ class CountsWeek(Historical):
         ev.counts("login", start, end, M1, 8)
         ev.counts("heartbeat", end - 12 * H, end, M1, 60, flat=True,
                   factor=lambda ts: 0.5 if ts >= cls.flat_drop[0] else 1.0)
+        # drawn last, so the series above keep their draws
+        cls.quiet_truth = (cls.last_day + 13 * H, cls.last_day + 13 * H + 30 * 60)
+        ev.counts("checkin", start, end, M1, 8,
+                  factor=lambda ts: 0.0 if cls.quiet_truth[0] <= ts < cls.quiet_truth[1] else 1.0)
         return ev.insert(cls.db)
 
     # 2: a total outage ------------------------------------------------------------------
@@ -170,13 +186,10 @@ class CountsWeek(Historical):
         return self.judge("2 outage: orders -> 0, 30 min", name, method, M5, self.end - 7 * DAY, self.outage)
 
     def outage_caught(self, name, method):
-        caught, delay, fpw, rep, false = self.judge_outage(name, method)
-        self.assertTrue(caught, f"{method}: the outage opened no incident: {rep}")
-        self.assertLessEqual(delay, 3, f"{method}: the outage took {delay} intervals to detect")
+        self.assert_caught(self.judge_outage(name, method), method, "the outage", 3)
 
     def outage_false(self, name, method):
-        caught, delay, fpw, rep, false = self.judge_outage(name, method)
-        self.assertLessEqual(fpw, MAX_FALSE_PER_WEEK, f"{method}: {fpw:.2f} false incidents per week: {false}")
+        self.assert_rarely_false(self.judge_outage(name, method), method)
 
     # auto for counts expects the same time of day of the previous days (the 3-sigma rule over
     # 180 points, 15 hours at 5-minute intervals, missed this outage at the daily peak).
@@ -190,9 +203,8 @@ class CountsWeek(Historical):
         self.outage_caught("orders_seasonal", "seasonal")
 
     # seasonal's band is tuned on NAB (one alert per anomaly window) and flags a few percent
-    # of ordinary Poisson points; the 2-of-5 rule then opens several incidents a week on a
-    # healthy series. Detection lacks a band calibrated to the count's own noise.
-    @unittest.expectedFailure
+    # of ordinary Poisson points (3 false incidents a week here before): for a count that shows
+    # Poisson noise, a point outside the band must also be Poisson news at its expected value.
     def test_2_outage_seasonal_false_incidents(self):
         self.outage_false("orders_seasonal", "seasonal")
 
@@ -207,8 +219,7 @@ class CountsWeek(Historical):
         self.assertEqual(on_holiday, [], f"{method}: the quiet day opened incidents")
 
     def holiday_false(self, name, method):
-        caught, delay, fpw, rep, false = self.holiday(name, method)
-        self.assertLessEqual(fpw, MAX_FALSE_PER_WEEK, f"{method}: {fpw:.2f} false incidents per week: {false}")
+        self.assert_rarely_false(self.holiday(name, method), method)
 
     def test_4_holiday_auto_no_incident(self):
         self.holiday_quiet("sessions", "poisson")
@@ -219,8 +230,7 @@ class CountsWeek(Historical):
     def test_4_holiday_seasonal_no_incident(self):
         self.holiday_quiet("sessions_seasonal", "seasonal")
 
-    # As for orders: seasonal's band flags ordinary Poisson noise (see test_2).
-    @unittest.expectedFailure
+    # As for orders: the Poisson floor on seasonal's band (see test_2; 4 a week before).
     def test_4_holiday_seasonal_false_incidents(self):
         self.holiday_false("sessions_seasonal", "seasonal")
 
@@ -231,20 +241,52 @@ class CountsWeek(Historical):
                                                     self.end - 7 * DAY)
         self.assertEqual(rep["incidents"], [], f"{method}: low-count noise opened incidents")
 
-    # Nothing happens to logins, yet low-count tails still open incidents: 4 a week with the
-    # seasonal Poisson test and its exact tail at low counts (45 anomalous minutes of 10 080;
-    # 6 incidents a week with the earlier 3-sigma + Poisson floor). Detection lacks a minimum
-    # impact in events over the whole episode (not per point) before an incident opens, and
-    # this generator's night counts are wider than Poisson.
-    @unittest.expectedFailure
+    # Nothing happens to logins. The Poisson test once opened 4 incidents a week here (45
+    # anomalous minutes of 10 080): the median of seven same-minute counts of 0-3 is often 0,
+    # and a level from six such minutes is noise. Quiet slots now pool neighbouring minutes (20
+    # events per day's rate), a quiet level pools up to an hour, and the tail is negative
+    # binomial with the uncertainty of both.
     def test_5_low_volume_auto_no_incident(self):
         self.low_volume_quiet("logins", "poisson")
 
-    # The same for seasonal: its Poisson floor (0.5*sqrt(mean+1)) leaves a band too narrow for
-    # counts of 0-10.
-    @unittest.expectedFailure
+    # The same for seasonal: its own floor (0.5*sqrt(mean+1)) leaves a band too narrow for
+    # counts of 0-10 (7 a week before); the exact Poisson tail decides (see test_2).
     def test_5_low_volume_seasonal_no_incident(self):
         self.low_volume_quiet("logins_seasonal", "seasonal")
+
+    # 5b: a low-volume outage -------------------------------------------------------------
+
+    def quiet_outage(self, name, method):
+        return self.judge("5b low-volume outage: checkins 8/min -> 0, 30 min", name, method, M1,
+                          self.end - 7 * DAY, self.quiet_truth)
+
+    def quiet_outage_caught(self, name, method):
+        # One empty minute where ~7 are expected happens by chance once in a thousand minutes,
+        # so no single minute is news: the evidence is the run's sum, and it takes minutes to
+        # be beyond doubt.
+        self.assert_caught(self.quiet_outage(name, method), method, "the outage", 20)
+
+    def quiet_outage_false(self, name, method):
+        self.assert_rarely_false(self.quiet_outage(name, method), method)
+
+    def test_5b_quiet_outage_auto_caught(self):
+        self.quiet_outage_caught("checkins", "poisson")
+
+    def test_5b_quiet_outage_auto_false_incidents(self):
+        self.quiet_outage_false("checkins", "poisson")
+
+    # seasonal's band learns the outage as a level shift within minutes, and each empty minute
+    # is within Poisson noise of the expected 7, so its Poisson floor (which keeps scenarios 2,
+    # 4 and 5 free of false incidents) hides it. Before that floor it caught this outage among
+    # 8 false incidents a week. Detection lacks, for seasonal, an evidence sum over a run that
+    # does not also sum the band's own errors (tried: it opened false incidents on orders and
+    # logins).
+    @unittest.expectedFailure
+    def test_5b_quiet_outage_seasonal_caught(self):
+        self.quiet_outage_caught("checkins_seasonal", "seasonal")
+
+    def test_5b_quiet_outage_seasonal_false_incidents(self):
+        self.quiet_outage_false("checkins_seasonal", "seasonal")
 
     # 7: a flat series --------------------------------------------------------------------
 
@@ -256,9 +298,7 @@ class CountsWeek(Historical):
         self.assertEqual(false, [], f"{method}: the flat series opened incidents")
 
     def flat_caught(self, name, method):
-        caught, delay, fpw, rep, false = self.flat(name, method)
-        self.assertTrue(caught, f"{method}: the drop from flat opened no incident: {rep}")
-        self.assertLessEqual(delay, 3, f"{method}: the drop took {delay} intervals to detect")
+        self.assert_caught(self.flat(name, method), method, "the drop from flat", 3)
 
     def test_7_flat_auto_no_false_incident(self):
         self.flat_quiet("heartbeats", "poisson")
@@ -336,9 +376,7 @@ class RateDrop(Historical):
         return self.judge("1 rate -30% in DE", name, method, M5, self.end - DAY, self.truth)
 
     def caught(self, name, method):
-        caught, delay, fpw, rep, false = self.drop(name, method)
-        self.assertTrue(caught, f"{method}: the drop opened no incident: {rep}")
-        self.assertLessEqual(delay, 3, f"{method}: the drop took {delay} intervals to detect")
+        self.assert_caught(self.drop(name, method), method, "the drop", 3)
         cause = self.live[name]
         self.assertTrue(cause, f"{method}: the live incident has no root cause")
         self.assertIn("country=DE", cause[0]["series"], cause)
@@ -346,8 +384,7 @@ class RateDrop(Historical):
         self.assertGreater(de, 0.8, f"{method}: the DE series explain only {de:.0%} of the gap: {cause}")
 
     def false_incidents(self, name, method):
-        caught, delay, fpw, rep, false = self.drop(name, method)
-        self.assertLessEqual(fpw, MAX_FALSE_PER_WEEK, f"{method}: {fpw:.2f} false incidents per week: {false}")
+        self.assert_rarely_false(self.drop(name, method), method)
 
     def rolled_up(self, name):
         cause = self.live[name]
@@ -366,9 +403,8 @@ class RateDrop(Historical):
 
     # seasonal scores the rate as a plain value: its band does not widen when the denominator
     # is small, so at night (~100 attempts per interval, binomial noise 3x the daytime one) an
-    # ordinary 80% opens an incident. Detection lacks a rate-aware (denominator-weighted) band
-    # for seasonal on ratio metrics.
-    @unittest.expectedFailure
+    # ordinary 80% opened an incident. A point outside its band must now also be z_alert
+    # binomial spreads from the expected rate at the interval's own denominator.
     def test_1_rate_drop_seasonal_false_incidents(self):
         self.false_incidents("reg_rate_seasonal", "seasonal")
 
@@ -409,35 +445,29 @@ class SlowDecline(Historical):
         return self.judge("3 slow -10% over 4 h", name, method, M5, self.end - DAY, self.truth)
 
     def caught(self, name, method):
-        caught, delay, fpw, rep, false = self.decline(name, method)
-        self.assertTrue(caught, f"{method}: the decline opened no incident: {rep}")
         # 4 h of decline are 48 intervals: caught before it is complete.
-        self.assertLessEqual(delay, 48, f"{method}: the decline took {delay} intervals to detect")
+        self.assert_caught(self.decline(name, method), method, "the decline", 48)
 
     def false_incidents(self, name, method):
-        caught, delay, fpw, rep, false = self.decline(name, method)
-        self.assertLessEqual(fpw, MAX_FALSE_PER_WEEK, f"{method}: {fpw:.2f} false incidents per week: {false}")
+        self.assert_rarely_false(self.decline(name, method), method)
 
-    # ratio compares each interval with the pooled rate of the trailing 180 intervals at z 5,
-    # with an extra-binomial variance estimated from the same window: a decline that builds
-    # over 4 hours enters the baseline as it goes and no single interval gets 5 sigma away
-    # (0 of 288 points anomalous). Detection lacks a test that accumulates evidence over
-    # intervals (CUSUM, or a multi-interval window) for sustained small shifts.
-    @unittest.expectedFailure
+    # No single interval of a decline that builds over 4 hours gets 5 sigma from the trailing
+    # baseline (0 of 288 points were anomalous before the drift test): ratio also pools the last
+    # hour of intervals against the baseline before them, and the extra-binomial variance comes
+    # from consecutive differences, so the trend does not widen the band it should leave.
     def test_3_slow_decline_auto_caught(self):
         self.caught("decline_rate", "ratio")
 
     def test_3_slow_decline_auto_false_incidents(self):
         self.false_incidents("decline_rate", "ratio")
 
-    # seasonal learns the slow decline as a level shift (robust to trend by design) and alerts
-    # only when the rate jumps back at 16:00. Same lack as for ratio: no cumulative test.
-    @unittest.expectedFailure
+    # seasonal learns the slow decline as a level shift (robust to trend by design) and
+    # alerted only when the rate jumped back at 16:00; on a rate it now runs ratio's drift
+    # test (the last hour pooled) too.
     def test_3_slow_decline_seasonal_caught(self):
         self.caught("decline_rate_seasonal", "seasonal")
 
-    # As in scenario 1: seasonal's band on a rate ignores the denominator (a night incident).
-    @unittest.expectedFailure
+    # As in scenario 1: seasonal's band on a rate ignored the denominator (a night incident).
     def test_3_slow_decline_seasonal_false_incidents(self):
         self.false_incidents("decline_rate_seasonal", "seasonal")
 

@@ -1,5 +1,6 @@
 /* The seasonal Poisson test of counts: the same time on previous days is the expectation, the
  * level follows a quiet day but not an outage, and low-count wiggles are not news. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -83,13 +84,82 @@ static void low_counts_moving_by_one_or_two_are_not_anomalies(void)
     CHECK_INT(anomalies(out, PER_DAY), 0);
 }
 
-static void without_two_days_of_history_there_is_no_verdict(void)
+static void without_a_day_of_history_there_is_no_verdict_and_one_day_gives_a_wider_band(void)
 {
     size_t n = build(ts, v);
-    bp_poisson_score(ts, v, PER_DAY + 10, PER_DAY, out, hn);
+    bp_poisson_score(ts, v, PER_DAY - 1, 0, out, hn);
     CHECK(!out[0].verdict);
+    CHECK_INT(hn[0], 0);
+    /* One previous day: a verdict, but the expectation rests on one day's events. */
+    size_t at = PER_DAY + PER_DAY / 2;
+    bp_poisson_score(ts, v, at + 1, at, out, hn);
+    CHECK(out[0].verdict);
     CHECK_INT(hn[0], 1);
-    (void)n;
+    double one_day = out[0].upper - out[0].lower;
+    bp_poisson_score(ts, v, n - PER_DAY + PER_DAY / 2 + 1, n - PER_DAY + PER_DAY / 2, out, hn);
+    CHECK_INT(hn[0], DAYS - 1);
+    CHECK(out[0].upper - out[0].lower < one_day);
+}
+
+/* A deterministic Poisson draw (Knuth) from a small LCG. */
+static unsigned lcg = 12345;
+static double draw(double lam)
+{
+    double limit = exp(-lam), p = 1;
+    int k = -1;
+    do {
+        lcg = lcg * 1103515245u + 12345u;
+        p *= ((lcg >> 8) & 0xffffff) / 16777216.0 + 1e-9;
+        k++;
+    } while (p > limit);
+    return k;
+}
+
+#define NIGHT_DAYS 8
+#define MIN_PER_DAY 1440
+static int64_t nts[NIGHT_DAYS * MIN_PER_DAY];
+static double nv[NIGHT_DAYS * MIN_PER_DAY];
+static bp_point_t nout[MIN_PER_DAY];
+static size_t nhn[MIN_PER_DAY];
+
+static void a_quiet_series_of_0_to_3_a_minute_has_no_anomaly_and_a_nonzero_expectation(void)
+{
+    size_t n = NIGHT_DAYS * MIN_PER_DAY;
+    for (size_t i = 0; i < n; i++) {
+        nts[i] = 1795000000 - 1795000000 % 86400 + (int64_t)i * 60;
+        nv[i] = draw(0.8);
+    }
+    bp_poisson_score(nts, nv, n, n - MIN_PER_DAY, nout, nhn);
+    size_t zero = 0;
+    for (size_t i = 0; i < MIN_PER_DAY; i++)
+        zero += nout[i].expected < 0.3;
+    CHECK_INT(anomalies(nout, MIN_PER_DAY), 0);
+    /* a median of seven same-minute counts is often 0; pooled neighbours are not */
+    CHECK_INT(zero, 0);
+}
+
+static void an_outage_of_a_quiet_series_is_caught_by_its_sum_within_minutes(void)
+{
+    size_t n = NIGHT_DAYS * MIN_PER_DAY;
+    for (size_t i = 0; i < n; i++) {
+        nts[i] = 1795000000 - 1795000000 % 86400 + (int64_t)i * 60;
+        nv[i] = draw(7);
+    }
+    size_t at = n - MIN_PER_DAY + 600; /* 30 minutes of nothing */
+    for (size_t i = at; i < at + 30; i++)
+        nv[i] = 0;
+    bp_poisson_score(nts, nv, n, n - MIN_PER_DAY, nout, nhn);
+    size_t first = 0, drift = 0;
+    for (size_t i = at; i < at + 30; i++) {
+        /* one empty minute where 7 are expected is not news by itself */
+        CHECK(nout[i - (n - MIN_PER_DAY)].anomaly == nout[i - (n - MIN_PER_DAY)].drift);
+        if (nout[i - (n - MIN_PER_DAY)].anomaly && first == 0)
+            first = i - at + 1;
+        drift += nout[i - (n - MIN_PER_DAY)].drift;
+    }
+    CHECK(first > 0 && first <= 10);
+    CHECK(drift >= 10);
+    CHECK_INT(anomalies(nout, MIN_PER_DAY), drift);
 }
 
 int main(void)
@@ -98,6 +168,8 @@ int main(void)
     RUN(an_outage_at_the_peak_is_anomalous_for_as_long_as_it_lasts);
     RUN(a_quiet_day_at_60_percent_is_absorbed_by_the_level);
     RUN(low_counts_moving_by_one_or_two_are_not_anomalies);
-    RUN(without_two_days_of_history_there_is_no_verdict);
+    RUN(without_a_day_of_history_there_is_no_verdict_and_one_day_gives_a_wider_band);
+    RUN(a_quiet_series_of_0_to_3_a_minute_has_no_anomaly_and_a_nonzero_expectation);
+    RUN(an_outage_of_a_quiet_series_is_caught_by_its_sum_within_minutes);
     TEST_DONE();
 }
