@@ -1,5 +1,5 @@
-/* bizpulse's chart in process: bp_chart_png (decimation, band, ticks, fast libpng encoding)
- * on the points of a CSV at 1200x600.
+/* bizpulse's chart in process: bp_chart_png (decimation, band, ticks, the line rasteriser, the chart PNG
+ * encoder) on the points of a CSV at 1200x600.
  *
  *   bench_chart CSV OUT.png ITERATIONS            prints the mean milliseconds per chart
  *   bench_chart CSV OUT.png SECONDS THREADS -t    prints charts per second over THREADS threads */

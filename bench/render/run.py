@@ -63,13 +63,13 @@ def cold(cmd, out_png, runs):
 
 
 def compile_c(build, work):
-    cflags = subprocess.run(["pkg-config", "--cflags", "--libs", "cairo", "fontconfig", "libpng"],
+    cflags = subprocess.run(["pkg-config", "--cflags", "--libs", "cairo", "fontconfig", "zlib"],
                             capture_output=True, text=True, check=True).stdout.split()
     floor = os.path.join(work, "floor")
     subprocess.run(["cc", "-O2", "-o", floor, os.path.join(HERE, "floor.c")] + cflags + ["-lm"], check=True)
     bench = os.path.join(work, "bench_chart")
     render = os.path.join(ROOT, "functions", "render")
-    srcs = [os.path.join(render, f) for f in ("chart.c", "utf8.c", "tz.c", "timeaxis.c", "text.c", "pngenc.c")]
+    srcs = [os.path.join(render, f) for f in ("chart.c", "utf8.c", "tz.c", "timeaxis.c", "text.c", "pngenc.c", "raster.c")]
     srcs += [os.path.join(ROOT, "shared", f) for f in ("buf.c", "err.c")]
     subprocess.run(["cc", "-O2", "-std=c11", "-D_GNU_SOURCE", "-I", render, "-I", os.path.join(ROOT, "shared"),
                     "-o", bench, os.path.join(HERE, "bench_chart.c")] + srcs + cflags + ["-lm", "-lpthread"],

@@ -1,101 +1,289 @@
 #include "pngenc.h"
 
-#include <png.h>
+#include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
-/* Where libpng's output and errors go. libpng reports errors by longjmp from its error
- * callback; the jump lands in write_png, which only returns, so no resource leaks past it. */
-typedef struct st_sink_t {
+/* IDAT chunks are written whenever this much compressed data is staged. */
+#define CHUNK_DATA 65536
+#define ADLER_MOD 65521u
+#define MAX_MATCH 258 /* deflate's longest match: 86 pixels of 3 bytes, so runs split evenly */
+
+/* A Huffman code (with any extra bits appended) ready to go out LSB first. */
+typedef struct st_code_t {
+    uint32_t bits;
+    uint32_t len;
+} code_t;
+
+/* The fixed literal/length codes for literal bytes and for match lengths 3..258 (length code
+ * plus its extra bits), and the distance codes of the two distances used. */
+typedef struct st_codes_t {
+    code_t lit[256];
+    code_t match[MAX_MATCH + 1];
+    code_t dist_left; /* 3 bytes back: the pixel to the left */
+    code_t dist_up;   /* one row (filter byte + 3 * width) back: the pixel above */
+} codes_t;
+
+/* The staged output and the adler32 of what it encodes. */
+typedef struct st_writer_t {
     bp_buf_t *out;
-    int rc;
-    char msg[128];
-} sink_t;
+    unsigned char *stage; /* CHUNK_DATA plus one worst-case row */
+    size_t used;
+    uint64_t acc; /* pending bits, LSB first */
+    unsigned nacc;
+    uint32_t s1, s2; /* adler32 halves */
+} writer_t;
 
-static void on_write(png_structp png, png_bytep data, png_size_t len)
+static const uint16_t len_base[29] = {3,  4,  5,  6,  7,  8,  9,  10, 11,  13,  15,  17,  19,  23, 27,
+                                      31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
+static const uint8_t len_extra[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,
+                                      2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
+static const uint16_t dist_base[30] = {1,    2,    3,    4,    5,    7,    9,    13,    17,    25,
+                                       33,   49,   65,   97,   129,  193,  257,  385,   513,   769,
+                                       1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577};
+static const uint8_t dist_extra[30] = {0, 0, 0, 0, 1, 1, 2, 2,  3,  3,  4,  4,  5,  5,  6,
+                                       6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
+
+/* Huffman codes are defined MSB first but deflate packs bits LSB first. */
+static uint32_t reverse(uint32_t code, unsigned len)
 {
-    sink_t *s = png_get_io_ptr(png);
-    int rc = bp_buf_append(s->out, data, len);
-    if (rc != 0) {
-        s->rc = rc;
-        png_error(png, rc == BP_ETOOBIG ? "over the size ceiling" : "out of memory");
+    uint32_t r = 0;
+    for (unsigned i = 0; i < len; i++)
+        r |= (code >> i & 1) << (len - 1 - i);
+    return r;
+}
+
+/* RFC 1951 §3.2.6: the fixed literal/length code of symbol 0..287. */
+static code_t fixed_lit(unsigned sym)
+{
+    if (sym < 144)
+        return (code_t){reverse(0x30 + sym, 8), 8};
+    if (sym < 256)
+        return (code_t){reverse(0x190 + sym - 144, 9), 9};
+    if (sym < 280)
+        return (code_t){reverse(sym - 256, 7), 7};
+    return (code_t){reverse(0xc0 + sym - 280, 8), 8};
+}
+
+static code_t dist_code(unsigned dist)
+{
+    int i = 29;
+    while (dist_base[i] > dist)
+        i--;
+    uint32_t bits = reverse((uint32_t)i, 5) | (uint32_t)(dist - dist_base[i]) << 5;
+    return (code_t){bits, 5u + dist_extra[i]};
+}
+
+static void build_codes(codes_t *c, int width)
+{
+    for (unsigned b = 0; b < 256; b++)
+        c->lit[b] = fixed_lit(b);
+    for (unsigned len = 3; len <= MAX_MATCH; len++) {
+        int i = 28;
+        while (len_base[i] > len)
+            i--;
+        code_t sym = fixed_lit(257 + (unsigned)i);
+        c->match[len] = (code_t){sym.bits | (uint32_t)(len - len_base[i]) << sym.len, sym.len + len_extra[i]};
+    }
+    c->dist_left = dist_code(3);
+    c->dist_up = dist_code(3u * (unsigned)width + 1);
+}
+
+static inline void put(writer_t *w, code_t c)
+{
+    w->acc |= (uint64_t)c.bits << w->nacc;
+    w->nacc += c.len;
+    if (w->nacc >= 32) {
+        unsigned char *p = w->stage + w->used;
+        p[0] = (unsigned char)w->acc;
+        p[1] = (unsigned char)(w->acc >> 8);
+        p[2] = (unsigned char)(w->acc >> 16);
+        p[3] = (unsigned char)(w->acc >> 24);
+        w->used += 4;
+        w->acc >>= 32;
+        w->nacc -= 32;
     }
 }
 
-static void on_flush(png_structp png)
+static int put_chunk(bp_buf_t *out, const char type[4], const unsigned char *data, size_t len)
 {
-    (void)png;
+    unsigned char head[8] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
+                             (unsigned char)(len >> 8), (unsigned char)len};
+    memcpy(head + 4, type, 4);
+    uLong crc = crc32(0, head + 4, 4);
+    if (len > 0) /* crc32() with no data returns its initial value, not crc */
+        crc = crc32(crc, data, (uInt)len);
+    unsigned char tail[4] = {(unsigned char)(crc >> 24), (unsigned char)(crc >> 16),
+                             (unsigned char)(crc >> 8), (unsigned char)crc};
+    int rc = bp_buf_append(out, head, 8);
+    if (rc == 0 && len > 0)
+        rc = bp_buf_append(out, data, len);
+    if (rc == 0)
+        rc = bp_buf_append(out, tail, 4);
+    return rc;
 }
 
-static void on_error(png_structp png, png_const_charp msg)
+/* Writes the whole bytes staged so far as one IDAT chunk. */
+static int flush_idat(writer_t *w)
 {
-    sink_t *s = png_get_error_ptr(png);
-    snprintf(s->msg, sizeof(s->msg), "%s", msg);
-    png_longjmp(png, 1);
+    int rc = put_chunk(w->out, "IDAT", w->stage, w->used);
+    w->used = 0;
+    return rc;
 }
 
-static void on_warning(png_structp png, png_const_charp msg)
+/* adler32 of k pixels of one colour, in closed form: a chart row is a few runs. */
+static inline void adler_run(uint32_t px, uint64_t k, uint64_t *s1, uint64_t *s2)
 {
-    (void)png;
-    (void)msg;
+    uint64_t r = px >> 16 & 0xff, g = px >> 8 & 0xff, b = px & 0xff;
+    uint64_t c = r + g + b, d = 3 * r + 2 * g + b;
+    *s2 += 3 * k * *s1 + 3 * c * (k * (k - 1) / 2) + k * d;
+    *s1 += k * c;
 }
 
-/* Everything between setjmp and the end is here, with no local state a longjmp could leave
- * stale (-Wclobbered). Returns 0 or -1 (the sink says why). */
-static int write_png(png_structp png, png_infop info, const unsigned char *data, int w, int h, int stride,
-                     int level)
+static void adler_row(writer_t *w, const uint32_t *px, int width)
 {
-    if (setjmp(png_jmpbuf(png)))
-        return -1;
-    png_set_compression_level(png, level);
-    /* SUB: each byte minus its left neighbour; flat runs become zeros, at almost no cost. */
-    png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_SUB);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_BASE, PNG_FILTER_TYPE_BASE);
-    png_write_info(png, info);
-    /* cairo keeps a pixel as one native-endian uint32 0xXXRRGGBB: B,G,R,X in memory on a
-     * little-endian machine. libpng drops the filler byte and swaps to RGB while writing. */
-    const uint32_t probe = 1;
-    if (*(const unsigned char *)&probe == 1) {
-        png_set_bgr(png);
-        png_set_filler(png, 0, PNG_FILLER_AFTER);
-    } else {
-        png_set_filler(png, 0, PNG_FILLER_BEFORE);
+    uint64_t s1 = w->s1, s2 = w->s2 + s1; /* the filter byte, 0 */
+    int i = 0;
+    while (i < width) {
+        uint32_t c = px[i] & 0xffffff;
+        int j = i + 1;
+        while (j < width && (px[j] & 0xffffff) == c)
+            j++;
+        adler_run(c, (uint64_t)(j - i), &s1, &s2);
+        i = j;
     }
-    for (int y = 0; y < h; y++)
-        png_write_row(png, (png_const_bytep)(data + (size_t)y * (size_t)stride));
-    png_write_end(png, NULL);
-    return 0;
+    w->s1 = (uint32_t)(s1 % ADLER_MOD);
+    w->s2 = (uint32_t)(s2 % ADLER_MOD);
 }
 
-int bp_pngenc_write(cairo_surface_t *surface, int level, bp_buf_t *out, bp_err_t *err)
+static void put_match(writer_t *w, const codes_t *c, int pixels, code_t dist)
 {
+    int bytes = 3 * pixels;
+    while (bytes > 0) {
+        int len = bytes > MAX_MATCH ? MAX_MATCH : bytes;
+        put(w, c->match[len]);
+        put(w, dist);
+        bytes -= len;
+    }
+}
+
+/* One row: filter byte 0, then greedily the longer of "same as above" and "same as left",
+ * a literal pixel when neither matches. Pixels compare without cairo's unused top byte. */
+static void encode_row(writer_t *w, const codes_t *c, const uint32_t *px, const uint32_t *up, int width)
+{
+    put(w, c->lit[0]);
+    int i = 0;
+    while (i < width) {
+        int k_up = 0, k_left = 0;
+        if (up != NULL) {
+            while (i + k_up < width && ((px[i + k_up] ^ up[i + k_up]) & 0xffffff) == 0)
+                k_up++;
+        }
+        if (i > 0) {
+            uint32_t prev = px[i - 1] & 0xffffff;
+            while (i + k_left < width && (px[i + k_left] & 0xffffff) == prev)
+                k_left++;
+        }
+        if (k_left >= k_up && k_left > 0) {
+            put_match(w, c, k_left, c->dist_left);
+            i += k_left;
+        } else if (k_up > 0) {
+            put_match(w, c, k_up, c->dist_up);
+            i += k_up;
+        } else {
+            uint32_t p = px[i];
+            put(w, c->lit[p >> 16 & 0xff]);
+            put(w, c->lit[p >> 8 & 0xff]);
+            put(w, c->lit[p & 0xff]);
+            i++;
+        }
+    }
+}
+
+static int encode(writer_t *w, const unsigned char *data, int width, int height, int stride)
+{
+    static const unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    unsigned char ihdr[13] = {(unsigned char)(width >> 24),
+                              (unsigned char)(width >> 16),
+                              (unsigned char)(width >> 8),
+                              (unsigned char)width,
+                              (unsigned char)(height >> 24),
+                              (unsigned char)(height >> 16),
+                              (unsigned char)(height >> 8),
+                              (unsigned char)height,
+                              8 /* bits per channel */,
+                              2 /* RGB */,
+                              0 /* deflate */,
+                              0 /* filter method 0 */,
+                              0 /* no interlace */};
+    int rc = bp_buf_append(w->out, signature, sizeof(signature));
+    if (rc == 0)
+        rc = put_chunk(w->out, "IHDR", ihdr, sizeof(ihdr));
+    if (rc != 0)
+        return rc;
+    codes_t *codes = malloc(sizeof(*codes));
+    if (codes == NULL)
+        return BP_ENOMEM;
+    build_codes(codes, width);
+    /* zlib header: deflate, 32 KiB window, no dictionary, check bits (RFC 1950 §2.2) */
+    w->stage[w->used++] = 0x78;
+    w->stage[w->used++] = 0x01;
+    put(w, (code_t){1 /* BFINAL */ | 1 << 1 /* BTYPE 01: fixed codes */, 3});
+    const uint32_t *up = NULL;
+    for (int y = 0; y < height && rc == 0; y++) {
+        const uint32_t *px = (const uint32_t *)(const void *)(data + (size_t)y * (size_t)stride);
+        encode_row(w, codes, px, up, width);
+        adler_row(w, px, width);
+        up = px;
+        if (w->used >= CHUNK_DATA)
+            rc = flush_idat(w);
+    }
+    free(codes);
+    if (rc != 0)
+        return rc;
+    put(w, (code_t){0, 7}); /* end of block: symbol 256 */
+    while (w->nacc > 0) {
+        w->stage[w->used++] = (unsigned char)w->acc;
+        w->acc >>= 8;
+        w->nacc = w->nacc > 8 ? w->nacc - 8 : 0;
+    }
+    uint32_t adler = w->s2 << 16 | w->s1;
+    unsigned char *p = w->stage + w->used;
+    p[0] = (unsigned char)(adler >> 24);
+    p[1] = (unsigned char)(adler >> 16);
+    p[2] = (unsigned char)(adler >> 8);
+    p[3] = (unsigned char)adler;
+    w->used += 4;
+    rc = flush_idat(w);
+    if (rc == 0)
+        rc = put_chunk(w->out, "IEND", NULL, 0);
+    return rc;
+}
+
+int bp_pngenc_write(cairo_surface_t *surface, bp_buf_t *out, bp_err_t *err)
+{
+    if (cairo_surface_get_type(surface) != CAIRO_SURFACE_TYPE_IMAGE)
+        return bp_err_set(err, BP_EINTERNAL, "png: not an image surface");
     cairo_format_t fmt = cairo_image_surface_get_format(surface);
     if (fmt != CAIRO_FORMAT_RGB24 && fmt != CAIRO_FORMAT_ARGB32)
         return bp_err_set(err, BP_EINTERNAL, "png: unsupported surface format %d", (int)fmt);
     const unsigned char *data = cairo_image_surface_get_data(surface);
-    int w = cairo_image_surface_get_width(surface), h = cairo_image_surface_get_height(surface);
+    int width = cairo_image_surface_get_width(surface), height = cairo_image_surface_get_height(surface);
     int stride = cairo_image_surface_get_stride(surface);
-    if (data == NULL || w <= 0 || h <= 0)
+    if (data == NULL || width <= 0 || height <= 0)
         return bp_err_set(err, BP_EINTERNAL, "png: empty surface");
-    sink_t sink = {.out = out};
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &sink, on_error, on_warning);
-    if (png == NULL)
-        return bp_err_set(err, BP_ENOMEM, "png: cannot create the encoder");
-    png_infop info = png_create_info_struct(png);
-    if (info == NULL) {
-        png_destroy_write_struct(&png, NULL);
-        return bp_err_set(err, BP_ENOMEM, "png: cannot create the encoder");
-    }
-    png_set_write_fn(png, &sink, on_write, on_flush);
-    int rc = write_png(png, info, data, w, h, stride, level < 0 ? 0 : level > 9 ? 9 : level);
-    png_destroy_write_struct(&png, &info);
-    if (rc == 0)
-        return 0;
-    if (sink.rc == BP_ETOOBIG)
+    /* A row is at most 3 * width + 1 literals of 9 bits, plus the bits still pending. */
+    size_t stage_size = CHUNK_DATA + (size_t)(3 * width + 1) * 9 / 8 + 64;
+    writer_t w = {.out = out, .stage = malloc(stage_size), .s1 = 1, .s2 = 0};
+    if (w.stage == NULL)
+        return bp_err_set(err, BP_ENOMEM, "png: out of memory");
+    int rc = encode(&w, data, width, height, stride);
+    free(w.stage);
+    if (rc == BP_ETOOBIG)
         return bp_err_set(err, BP_ETOOBIG, "chart: PNG larger than %zu bytes", out->max);
-    if (sink.rc != 0)
-        return bp_err_set(err, sink.rc, "png: out of memory");
-    return bp_err_set(err, BP_EINTERNAL, "png: %s", sink.msg);
+    if (rc != 0)
+        return bp_err_set(err, rc, "png: out of memory");
+    return 0;
 }
