@@ -4,7 +4,7 @@
 - bizpulse's chart (bp_chart_png in process) of 1 440 and 10 080 points at 1200x600;
 - the floor: a bare cairo program drawing the same picture, written with cairo's PNG writer;
 - the original: matplotlib's picture (12x6 in at dpi 100);
-- cold start to first PNG bytes (process start -> PNG file written) and peak RSS of each;
+- cold start to first PNG bytes (process start -> PNG file written, wall time) and peak RSS;
 - charts per second with all threads (bizpulse, in process).
 
 Prints a table; never fails on a figure. usage: run.py BUILD_DIR [--quick]"""
@@ -84,17 +84,29 @@ def main():
     floor, bench = compile_c(build, work)
     cli = os.path.join(build, "functions", "render", "bizpulse-render")
     have_mpl = subprocess.run([SYSTEM_PYTHON, "-c", "import matplotlib"], capture_output=True).returncode == 0
-    iters, mpl_iters, runs = (10, 2, 3) if quick else (40, 8, 10)
+    iters, floor_iters, mpl_iters, runs, rounds = (20, 3, 3, 3, 1) if quick else (200, 20, 9, 10, 3)
+    # The three are measured in turn, a few rounds over: the machine may be shared, and a ratio
+    # is only meaningful between figures taken at the same time. Each figure is the median of
+    # its rounds; each ratio is the median of the ratios within a round.
+    measured = {n: [] for n in (1440, 10080)}
+    for _ in range(rounds):
+        for n in (1440, 10080):
+            csv = os.path.join(work, f"points-{n}.csv")
+            if not os.path.exists(csv):
+                write_csv(csv, n)
+            out = os.path.join(work, f"bizpulse-{n}.png")
+            ms_bp = float(run([bench, csv, out, str(iters)])[0].split()[0])
+            ms_floor = float(run([floor, csv, os.path.join(work, f"floor-{n}.png"), str(floor_iters)])[0])
+            ms_mpl = float(run([SYSTEM_PYTHON, os.path.join(HERE, "mpl.py"), csv, os.path.join(work, f"mpl-{n}.png"),
+                                str(mpl_iters)])[0]) if have_mpl else float("nan")
+            measured[n].append((ms_bp, ms_floor, ms_mpl))
     rows = []
-    for n in (1440, 10080):
-        csv = os.path.join(work, f"points-{n}.csv")
-        write_csv(csv, n)
-        out = os.path.join(work, f"bizpulse-{n}.png")
-        ms_bp = float(run([bench, csv, out, str(iters)])[0].split()[0])
-        ms_floor = float(run([floor, csv, os.path.join(work, f"floor-{n}.png"), str(max(iters // 4, 3))])[0])
-        ms_mpl = float(run([SYSTEM_PYTHON, os.path.join(HERE, "mpl.py"), csv,
-                            os.path.join(work, f"mpl-{n}.png"), str(mpl_iters)])[0]) if have_mpl else float("nan")
-        rows.append((n, ms_bp, ms_floor, ms_mpl, os.path.getsize(out)))
+    for n, m in measured.items():
+        med = [statistics.median(x[i] for x in m) for i in range(3)]
+        vs_floor = statistics.median(x[0] / x[1] for x in m)
+        vs_mpl = statistics.median(x[2] / x[0] for x in m)
+        spread = (min(x[2] / x[0] for x in m), max(x[2] / x[0] for x in m))
+        rows.append((n, *med, vs_floor, vs_mpl, spread, os.path.getsize(os.path.join(work, f"bizpulse-{n}.png"))))
 
     csv = os.path.join(work, "points-1440.csv")
     cold_png = os.path.join(work, "cold.png")
@@ -106,10 +118,12 @@ def main():
     per_s = float(run([bench, csv, os.path.join(work, "t.png"), "2" if quick else "4", str(threads), "-t"])[0])
 
     print(f"render bench: 1200x600 PNG, {threads} CPU(s), {time.strftime('%Y-%m-%d %H:%M')}; work dir {work}")
+    print(f"per chart: median CPU ms; {rounds} round(s), ratios are medians of same-round ratios (range)")
     print(f"{'points':>7} {'bizpulse ms':>12} {'cairo floor ms':>15} {'matplotlib ms':>14} "
-          f"{'vs floor':>9} {'vs matplotlib':>14} {'PNG KB':>7}")
-    for n, bp, fl, mpl, size in rows:
-        print(f"{n:>7} {bp:>12.2f} {fl:>15.2f} {mpl:>14.1f} {bp / fl:>8.2f}x {mpl / bp:>13.1f}x {size / 1024:>7.0f}")
+          f"{'vs floor':>9} {'vs matplotlib':>14} {'(range)':>14} {'PNG KB':>7}")
+    for n, bp, fl, mpl, vs_floor, vs_mpl, spread, size in rows:
+        print(f"{n:>7} {bp:>12.2f} {fl:>15.2f} {mpl:>14.1f} {vs_floor:>8.2f}x {vs_mpl:>13.1f}x "
+              f"{f'{spread[0]:.1f}-{spread[1]:.1f}x':>14} {size / 1024:>7.0f}")
     print(f"{'cold start to PNG (ms)':<24} bizpulse {cold_bp[0]:6.1f}   floor {cold_floor[0]:6.1f}   "
           f"matplotlib {cold_mpl[0]:7.1f}")
     print(f"{'peak RSS (MB)':<24} bizpulse {cold_bp[1]:6.1f}   floor {cold_floor[1]:6.1f}   "

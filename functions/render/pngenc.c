@@ -33,7 +33,8 @@ typedef struct st_writer_t {
     size_t used;
     uint64_t acc; /* pending bits, LSB first */
     unsigned nacc;
-    uint32_t s1, s2; /* adler32 halves */
+    uint32_t s1, s2;        /* adler32 halves */
+    uint64_t row_a, row_b; /* what the last row adds to them (see add_row) */
 } writer_t;
 
 static const uint16_t len_base[29] = {3,  4,  5,  6,  7,  8,  9,  10, 11,  13,  15,  17,  19,  23, 27,
@@ -133,8 +134,43 @@ static int flush_idat(writer_t *w)
     return rc;
 }
 
-/* adler32 of k pixels of one colour, in closed form: a chart row is a few runs. */
-static inline void adler_run(uint32_t px, uint64_t k, uint64_t *s1, uint64_t *s2)
+#define SAME(a, b) ((((a) ^ (b)) & 0xffffffu) == 0) /* cairo's top byte is unused in RGB24 */
+#define SAME2_MASK UINT64_C(0x00ffffff00ffffff)
+
+static inline uint64_t load2(const uint32_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+/* The first j >= i (or n) where px[j] differs from above[j]; two pixels per compare, as these
+ * scans are most of the encoder's time. */
+static inline int same_above_until(const uint32_t *px, const uint32_t *above, int i, int n)
+{
+    while (i + 2 <= n && ((load2(px + i) ^ load2(above + i)) & SAME2_MASK) == 0)
+        i += 2;
+    while (i < n && SAME(px[i], above[i]))
+        i++;
+    return i;
+}
+
+/* The first j >= i (or n) where px[j] is not colour. */
+static inline int same_colour_until(const uint32_t *px, uint32_t colour, int i, int n)
+{
+    uint64_t two = (uint64_t)colour << 32 | colour;
+    while (i + 2 <= n && ((load2(px + i) ^ two) & SAME2_MASK) == 0)
+        i += 2;
+    while (i < n && SAME(px[i], colour))
+        i++;
+    return i;
+}
+
+/* adler32 (RFC 1950 §8.2) over k pixels of one colour, in closed form: a byte b adds b to s1
+ * and the new s1 to s2, so a pixel R,G,B adds R+G+B to s1 and 3*s1 + 3R+2G+B to s2. A row is
+ * summed on its own from s1 = s2 = 0 (the sums stay far below 2^64) and then added by add_row,
+ * so a row equal to the one above reuses its sums. */
+static inline void adler_run(uint64_t *s1, uint64_t *s2, uint32_t px, uint64_t k)
 {
     uint64_t r = px >> 16 & 0xff, g = px >> 8 & 0xff, b = px & 0xff;
     uint64_t c = r + g + b, d = 3 * r + 2 * g + b;
@@ -142,20 +178,15 @@ static inline void adler_run(uint32_t px, uint64_t k, uint64_t *s1, uint64_t *s2
     *s1 += k * c;
 }
 
-static void adler_row(writer_t *w, const uint32_t *px, int width)
+static void adler_pixels(uint64_t *s1, uint64_t *s2, const uint32_t *px, int n)
 {
-    uint64_t s1 = w->s1, s2 = w->s2 + s1; /* the filter byte, 0 */
     int i = 0;
-    while (i < width) {
+    while (i < n) {
         uint32_t c = px[i] & 0xffffff;
-        int j = i + 1;
-        while (j < width && (px[j] & 0xffffff) == c)
-            j++;
-        adler_run(c, (uint64_t)(j - i), &s1, &s2);
+        int j = same_colour_until(px, c, i + 1, n);
+        adler_run(s1, s2, c, (uint64_t)(j - i));
         i = j;
     }
-    w->s1 = (uint32_t)(s1 % ADLER_MOD);
-    w->s2 = (uint32_t)(s2 % ADLER_MOD);
 }
 
 static void put_match(writer_t *w, const codes_t *c, int pixels, code_t dist)
@@ -163,43 +194,53 @@ static void put_match(writer_t *w, const codes_t *c, int pixels, code_t dist)
     int bytes = 3 * pixels;
     while (bytes > 0) {
         int len = bytes > MAX_MATCH ? MAX_MATCH : bytes;
-        put(w, c->match[len]);
-        put(w, dist);
+        code_t m = c->match[len]; /* at most 13 + 18 bits: one put */
+        put(w, (code_t){m.bits | dist.bits << m.len, m.len + dist.len});
         bytes -= len;
     }
 }
 
-/* One row: filter byte 0, then greedily the longer of "same as above" and "same as left",
- * a literal pixel when neither matches. Pixels compare without cairo's unused top byte. */
+/* One row: filter byte 0, then greedily the longer of "same as above" and "same as left", a
+ * literal pixel when neither holds. The row's adler32 is summed from the same decisions: a
+ * left match is one colour. */
 static void encode_row(writer_t *w, const codes_t *c, const uint32_t *px, const uint32_t *up, int width)
 {
-    put(w, c->lit[0]);
+    uint64_t s1 = 0, s2 = 0;
+    put(w, c->lit[0]); /* filter type None */
     int i = 0;
     while (i < width) {
-        int k_up = 0, k_left = 0;
-        if (up != NULL) {
-            while (i + k_up < width && ((px[i + k_up] ^ up[i + k_up]) & 0xffffff) == 0)
-                k_up++;
-        }
-        if (i > 0) {
-            uint32_t prev = px[i - 1] & 0xffffff;
-            while (i + k_left < width && (px[i + k_left] & 0xffffff) == prev)
-                k_left++;
-        }
-        if (k_left >= k_up && k_left > 0) {
-            put_match(w, c, k_left, c->dist_left);
-            i += k_left;
-        } else if (k_up > 0) {
-            put_match(w, c, k_up, c->dist_up);
-            i += k_up;
-        } else {
+        bool left = i > 0 && SAME(px[i], px[i - 1]), above = up != NULL && SAME(px[i], up[i]);
+        if (!left && !above) {
             uint32_t p = px[i];
-            put(w, c->lit[p >> 16 & 0xff]);
-            put(w, c->lit[p >> 8 & 0xff]);
-            put(w, c->lit[p & 0xff]);
+            code_t r = c->lit[p >> 16 & 0xff], g = c->lit[p >> 8 & 0xff], b = c->lit[p & 0xff];
+            put(w, (code_t){r.bits | g.bits << r.len | b.bits << (r.len + g.len), r.len + g.len + b.len});
+            adler_run(&s1, &s2, p, 1);
             i++;
+            continue;
+        }
+        uint32_t prev = px[i > 0 ? i - 1 : 0];
+        int k_left = left ? same_colour_until(px, prev, i, width) - i : 0;
+        int k_up = above ? same_above_until(px, up, i, width) - i : 0;
+        if (k_left >= k_up) {
+            put_match(w, c, k_left, c->dist_left);
+            adler_run(&s1, &s2, prev, (uint64_t)k_left);
+            i += k_left;
+        } else {
+            put_match(w, c, k_up, c->dist_up);
+            adler_pixels(&s1, &s2, px + i, k_up);
+            i += k_up;
         }
     }
+    w->row_a = s1;
+    w->row_b = s2;
+}
+
+/* Adds the last row (filter byte and 3 * width bytes) to the adler32. */
+static void add_row(writer_t *w, int width)
+{
+    uint64_t len = 3 * (uint64_t)width + 1;
+    w->s2 = (uint32_t)((w->s2 + len % ADLER_MOD * w->s1 + w->row_b) % ADLER_MOD);
+    w->s1 = (uint32_t)((w->s1 + w->row_a) % ADLER_MOD);
 }
 
 static int encode(writer_t *w, const unsigned char *data, int width, int height, int stride)
@@ -234,8 +275,14 @@ static int encode(writer_t *w, const unsigned char *data, int width, int height,
     const uint32_t *up = NULL;
     for (int y = 0; y < height && rc == 0; y++) {
         const uint32_t *px = (const uint32_t *)(const void *)(data + (size_t)y * (size_t)stride);
-        encode_row(w, codes, px, up, width);
-        adler_row(w, px, width);
+        if (up != NULL && memcmp(px, up, (size_t)width * 4) == 0) {
+            /* the same row again (blank margins): one pass, and the sums of the last one */
+            put(w, codes->lit[0]);
+            put_match(w, codes, width, codes->dist_up);
+        } else {
+            encode_row(w, codes, px, up, width);
+        }
+        add_row(w, width);
         up = px;
         if (w->used >= CHUNK_DATA)
             rc = flush_idat(w);

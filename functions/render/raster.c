@@ -8,17 +8,18 @@
 /* A segment with what the distance test needs; a dot has both ends equal. */
 typedef struct st_seg_t {
     double x0, y0, x1, y1;
-    double dx, dy, inv_len2; /* inv_len2 is 0 for a dot */
+    double dx, dy;
+    double len2, inv_len; /* both 0 for a dot */
 } seg_t;
 
 static seg_t make_seg(const bp_raster_vertex_t *a, const bp_raster_vertex_t *b)
 {
-    seg_t s = {a->x, a->y, b->x, b->y, b->x - a->x, b->y - a->y, 0};
+    seg_t s = {a->x, a->y, b->x, b->y, b->x - a->x, b->y - a->y, 0, 0};
     if (s.dx < 0) { /* keep x0 <= x1 so the column window can slide */
-        s = (seg_t){b->x, b->y, a->x, a->y, a->x - b->x, a->y - b->y, 0};
+        s = (seg_t){b->x, b->y, a->x, a->y, a->x - b->x, a->y - b->y, 0, 0};
     }
-    double len2 = s.dx * s.dx + s.dy * s.dy;
-    s.inv_len2 = len2 > 0 ? 1 / len2 : 0;
+    s.len2 = s.dx * s.dx + s.dy * s.dy;
+    s.inv_len = s.len2 > 0 ? 1 / sqrt(s.len2) : 0;
     return s;
 }
 
@@ -38,7 +39,9 @@ static void y_range(const seg_t *s, double xa, double xb, double *lo, double *hi
 }
 
 /* Coverage of the pixels of column px by one segment, max-combined into cov (a union of
- * round-pen strokes: where two segments overlap at a join the pixel is not drawn twice). */
+ * round-pen strokes: where two segments overlap at a join the pixel is not drawn twice).
+ * Beside the segment the distance is the cross product over the length, updated by a
+ * constant per row; only pixels past an end need the distance to that end. */
 static void cover(const seg_t *s, int px, double r, const bp_raster_clip_t *clip, float *cov, int *tmin,
                   int *tmax)
 {
@@ -49,28 +52,34 @@ static void cover(const seg_t *s, int px, double r, const bp_raster_clip_t *clip
         y0 = clip->y0;
     if (y1 > clip->y1 - 1)
         y1 = clip->y1 - 1;
+    if (y0 > y1)
+        return;
     double outer = r + 0.5, outer2 = outer * outer;
-    double inner = r - 0.5, inner2 = inner > 0 ? inner * inner : -1;
-    double cx = px + 0.5 - s->x0;
-    for (int py = y0; py <= y1; py++) {
-        double cy = py + 0.5 - s->y0;
-        double t = (cx * s->dx + cy * s->dy) * s->inv_len2;
-        t = t < 0 ? 0 : t > 1 ? 1 : t;
-        double ex = cx - t * s->dx, ey = cy - t * s->dy;
-        double d2 = ex * ex + ey * ey;
-        if (d2 >= outer2)
+    double cx = px + 0.5 - s->x0, cy = y0 + 0.5 - s->y0;
+    double dot = cx * s->dx + cy * s->dy, cross = cx * s->dy - cy * s->dx;
+    for (int py = y0; py <= y1; py++, dot += s->dy, cross -= s->dx) {
+        double d;
+        if (dot > 0 && dot < s->len2) {
+            d = fabs(cross) * s->inv_len;
+        } else {
+            double ex = dot <= 0 ? cx : cx - s->dx, ey = (dot <= 0 ? py + 0.5 - s->y0 : py + 0.5 - s->y1);
+            double d2 = ex * ex + ey * ey;
+            if (d2 >= outer2)
+                continue;
+            d = sqrt(d2);
+        }
+        float c = (float)(outer - d);
+        if (c <= 0)
             continue;
-        float c = d2 <= inner2 ? 1.0f : (float)(outer - sqrt(d2));
         if (c > 1)
             c = 1;
-        if (c > cov[py]) {
+        if (c > cov[py])
             cov[py] = c;
-            if (py < *tmin)
-                *tmin = py;
-            if (py > *tmax)
-                *tmax = py;
-        }
     }
+    if (y0 < *tmin)
+        *tmin = y0;
+    if (y1 > *tmax)
+        *tmax = y1;
 }
 
 static inline uint32_t blend(uint32_t dst, uint32_t rgb, unsigned a)
