@@ -8,8 +8,20 @@
 
 /* IDAT chunks are written whenever this much compressed data is staged. */
 #define CHUNK_DATA 65536
+/* A deflate block (with its own Huffman codes) is closed after this many tokens. */
+#define BLOCK_TOKENS 65536
 #define ADLER_MOD 65521u
 #define MAX_MATCH 258 /* deflate's longest match: 86 pixels of 3 bytes, so runs split evenly */
+#define NUM_LITLEN 286
+#define NUM_DIST 30
+#define NUM_CL 19
+#define MAX_BITS 15
+#define MAX_CL_BITS 7
+
+/* A token of the deflate stream before entropy coding: a literal byte (0..255) or a match. */
+#define TOK_MATCH 0x8000u
+#define TOK_UP 0x4000u /* the match is with the row above, else with the pixel to the left */
+#define TOK_LEN 0x3fffu
 
 /* A Huffman code (with any extra bits appended) ready to go out LSB first. */
 typedef struct st_code_t {
@@ -17,23 +29,36 @@ typedef struct st_code_t {
     uint32_t len;
 } code_t;
 
-/* The fixed literal/length codes for literal bytes and for match lengths 3..258 (length code
- * plus its extra bits), and the distance codes of the two distances used. */
+/* How match lengths and the two distances map to deflate symbols and extra bits (RFC 1951
+ * §3.2.5), and the Huffman codes of the current block. */
 typedef struct st_codes_t {
-    code_t lit[256];
-    code_t match[MAX_MATCH + 1];
-    code_t dist_left; /* 3 bytes back: the pixel to the left */
-    code_t dist_up;   /* one row (filter byte + 3 * width) back: the pixel above */
+    uint16_t len_sym[MAX_MATCH + 1];
+    uint8_t len_xbits[MAX_MATCH + 1];
+    uint16_t len_xval[MAX_MATCH + 1];
+    unsigned dist_sym[2], dist_xbits[2], dist_xval[2]; /* [0] left (3 bytes), [1] up (a row) */
+    code_t lit[NUM_LITLEN];
+    code_t dist[NUM_DIST];
 } codes_t;
 
-/* The staged output and the adler32 of what it encodes. */
-typedef struct st_writer_t {
-    bp_buf_t *out;
-    unsigned char *stage; /* CHUNK_DATA plus one worst-case row */
+/* Bits on their way to the stage. Kept apart from writer_t so the hot loop can work on a local
+ * copy: stores through the unsigned char stage pointer may alias anything reached through a
+ * pointer, which would reload every field after every byte. */
+typedef struct st_bits_t {
+    unsigned char *stage; /* CHUNK_DATA plus what one put or one block header adds */
     size_t used;
     uint64_t acc; /* pending bits, LSB first */
     unsigned nacc;
-    uint32_t s1, s2;        /* adler32 halves */
+} bits_t;
+
+/* The staged output, the tokens of the open block and the adler32 of what they encode. */
+typedef struct st_writer_t {
+    bp_buf_t *out;
+    bits_t bits;
+    uint16_t *tok; /* BLOCK_TOKENS plus one worst-case row */
+    size_t ntok;
+    uint32_t lit_freq[NUM_LITLEN], dist_freq[NUM_DIST]; /* symbol counts of the open block */
+    codes_t *codes;
+    uint32_t s1, s2;       /* adler32 halves */
     uint64_t row_a, row_b; /* what the last row adds to them (see add_row) */
 } writer_t;
 
@@ -46,6 +71,8 @@ static const uint16_t dist_base[30] = {1,    2,    3,    4,    5,    7,    9,   
                                        1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577};
 static const uint8_t dist_extra[30] = {0, 0, 0, 0, 1, 1, 2, 2,  3,  3,  4,  4,  5,  5,  6,
                                        6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
+/* The order code length code lengths are sent in (RFC 1951 §3.2.7). */
+static const uint8_t cl_order[NUM_CL] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15};
 
 /* Huffman codes are defined MSB first but deflate packs bits LSB first. */
 static uint32_t reverse(uint32_t code, unsigned len)
@@ -56,56 +83,133 @@ static uint32_t reverse(uint32_t code, unsigned len)
     return r;
 }
 
-/* RFC 1951 §3.2.6: the fixed literal/length code of symbol 0..287. */
-static code_t fixed_lit(unsigned sym)
+static void build_symbols(codes_t *c, int width)
 {
-    if (sym < 144)
-        return (code_t){reverse(0x30 + sym, 8), 8};
-    if (sym < 256)
-        return (code_t){reverse(0x190 + sym - 144, 9), 9};
-    if (sym < 280)
-        return (code_t){reverse(sym - 256, 7), 7};
-    return (code_t){reverse(0xc0 + sym - 280, 8), 8};
-}
-
-static code_t dist_code(unsigned dist)
-{
-    int i = 29;
-    while (dist_base[i] > dist)
-        i--;
-    uint32_t bits = reverse((uint32_t)i, 5) | (uint32_t)(dist - dist_base[i]) << 5;
-    return (code_t){bits, 5u + dist_extra[i]};
-}
-
-static void build_codes(codes_t *c, int width)
-{
-    for (unsigned b = 0; b < 256; b++)
-        c->lit[b] = fixed_lit(b);
     for (unsigned len = 3; len <= MAX_MATCH; len++) {
         int i = 28;
         while (len_base[i] > len)
             i--;
-        code_t sym = fixed_lit(257 + (unsigned)i);
-        c->match[len] = (code_t){sym.bits | (uint32_t)(len - len_base[i]) << sym.len, sym.len + len_extra[i]};
+        c->len_sym[len] = (uint16_t)(257 + i);
+        c->len_xbits[len] = len_extra[i];
+        c->len_xval[len] = (uint16_t)(len - len_base[i]);
     }
-    c->dist_left = dist_code(3);
-    c->dist_up = dist_code(3u * (unsigned)width + 1);
+    unsigned dists[2] = {3, 3u * (unsigned)width + 1};
+    for (int k = 0; k < 2; k++) {
+        int i = 29;
+        while (dist_base[i] > dists[k])
+            i--;
+        c->dist_sym[k] = (unsigned)i;
+        c->dist_xbits[k] = dist_extra[i];
+        c->dist_xval[k] = dists[k] - dist_base[i];
+    }
 }
 
-static inline void put(writer_t *w, code_t c)
+typedef struct st_leaf_t {
+    uint64_t weight;
+    int sym;
+} leaf_t;
+
+static int by_weight(const void *a, const void *b)
 {
-    w->acc |= (uint64_t)c.bits << w->nacc;
-    w->nacc += c.len;
-    if (w->nacc >= 32) {
-        unsigned char *p = w->stage + w->used;
-        p[0] = (unsigned char)w->acc;
-        p[1] = (unsigned char)(w->acc >> 8);
-        p[2] = (unsigned char)(w->acc >> 16);
-        p[3] = (unsigned char)(w->acc >> 24);
-        w->used += 4;
-        w->acc >>= 32;
-        w->nacc -= 32;
+    const leaf_t *x = a, *y = b;
+    if (x->weight != y->weight)
+        return x->weight < y->weight ? -1 : 1;
+    return x->sym - y->sym;
+}
+
+/* Huffman code lengths for freq[0..n) no longer than max_bits: an ordinary Huffman tree (the
+ * two-queue construction), and while it is too deep the counts are halved and it is built
+ * again. Symbols with a zero count get length 0; at least two symbols get a code, as inflate
+ * refuses an incomplete code set. */
+static void huffman_lengths(const uint32_t *freq_in, int n, unsigned max_bits, uint8_t *len)
+{
+    uint64_t freq[NUM_LITLEN];
+    int used = 0;
+    for (int i = 0; i < n; i++) {
+        freq[i] = freq_in[i];
+        used += freq[i] > 0;
     }
+    for (int i = 0; used < 2 && i < n; i++) {
+        if (freq[i] == 0) {
+            freq[i] = 1;
+            used++;
+        }
+    }
+    for (;;) {
+        /* nodes 0..nl-1: the leaves by weight; nl..: internal nodes in the order made, which is
+         * also weight order, so the next two lightest are always at the head of one queue */
+        leaf_t leaves[NUM_LITLEN];
+        uint64_t weight[2 * NUM_LITLEN];
+        int parent[2 * NUM_LITLEN], nl = 0;
+        for (int i = 0; i < n; i++) {
+            if (freq[i] > 0)
+                leaves[nl++] = (leaf_t){freq[i], i};
+        }
+        qsort(leaves, (size_t)nl, sizeof(*leaves), by_weight);
+        for (int k = 0; k < nl; k++)
+            weight[k] = leaves[k].weight;
+        int nn = nl, li = 0, ii = nl;
+        for (int k = 0; k < nl - 1; k++) {
+            int pick[2];
+            for (int j = 0; j < 2; j++)
+                pick[j] = li < nl && (ii >= nn || weight[li] <= weight[ii]) ? li++ : ii++;
+            weight[nn] = weight[pick[0]] + weight[pick[1]];
+            parent[pick[0]] = parent[pick[1]] = nn;
+            nn++;
+        }
+        if (nn < 2)
+            return; /* not reached: two symbols at least were given a count above */
+        uint8_t depth[2 * NUM_LITLEN];
+        depth[nn - 1] = 0;
+        for (int k = nn - 2; k >= 0; k--) /* a parent is made after its children */
+            depth[k] = (uint8_t)(depth[parent[k]] + 1);
+        unsigned deepest = 0;
+        memset(len, 0, (size_t)n);
+        for (int k = 0; k < nl; k++) {
+            len[leaves[k].sym] = depth[k];
+            deepest = depth[k] > deepest ? depth[k] : deepest;
+        }
+        if (deepest <= max_bits)
+            return;
+        for (int i = 0; i < n; i++)
+            freq[i] = freq[i] > 0 ? (freq[i] >> 1) | 1 : 0;
+    }
+}
+
+/* Canonical codes from lengths (RFC 1951 §3.2.2), reversed for LSB-first output. */
+static void canonical_codes(const uint8_t *len, int n, code_t *codes)
+{
+    unsigned count[MAX_BITS + 1] = {0}, next[MAX_BITS + 1] = {0}, code = 0;
+    for (int i = 0; i < n; i++)
+        count[len[i]]++;
+    count[0] = 0;
+    for (unsigned b = 1; b <= MAX_BITS; b++) {
+        code = (code + count[b - 1]) << 1;
+        next[b] = code;
+    }
+    for (int i = 0; i < n; i++)
+        codes[i] = (code_t){len[i] > 0 ? reverse(next[len[i]]++, len[i]) : 0, len[i]};
+}
+
+static inline void put(bits_t *b, uint32_t bits, unsigned len)
+{
+    b->acc |= (uint64_t)bits << b->nacc;
+    b->nacc += len;
+    if (b->nacc >= 32) {
+        unsigned char *p = b->stage + b->used;
+        p[0] = (unsigned char)b->acc;
+        p[1] = (unsigned char)(b->acc >> 8);
+        p[2] = (unsigned char)(b->acc >> 16);
+        p[3] = (unsigned char)(b->acc >> 24);
+        b->used += 4;
+        b->acc >>= 32;
+        b->nacc -= 32;
+    }
+}
+
+static inline void put_code(bits_t *b, code_t c)
+{
+    put(b, c.bits, c.len);
 }
 
 static int put_chunk(bp_buf_t *out, const char type[4], const unsigned char *data, size_t len)
@@ -129,8 +233,8 @@ static int put_chunk(bp_buf_t *out, const char type[4], const unsigned char *dat
 /* Writes the whole bytes staged so far as one IDAT chunk. */
 static int flush_idat(writer_t *w)
 {
-    int rc = put_chunk(w->out, "IDAT", w->stage, w->used);
-    w->used = 0;
+    int rc = put_chunk(w->out, "IDAT", w->bits.stage, w->bits.used);
+    w->bits.used = 0;
     return rc;
 }
 
@@ -189,31 +293,40 @@ static void adler_pixels(uint64_t *s1, uint64_t *s2, const uint32_t *px, int n)
     }
 }
 
-static void put_match(writer_t *w, const codes_t *c, int pixels, code_t dist)
+/* Tokens for a match of pixels * 3 bytes, cut at deflate's longest match. */
+static void match_tokens(writer_t *w, int pixels, unsigned up)
 {
     int bytes = 3 * pixels;
     while (bytes > 0) {
         int len = bytes > MAX_MATCH ? MAX_MATCH : bytes;
-        code_t m = c->match[len]; /* at most 13 + 18 bits: one put */
-        put(w, (code_t){m.bits | dist.bits << m.len, m.len + dist.len});
+        w->tok[w->ntok++] = (uint16_t)(TOK_MATCH | up | (unsigned)len);
+        w->lit_freq[w->codes->len_sym[len]]++;
+        w->dist_freq[w->codes->dist_sym[up != 0]]++;
         bytes -= len;
     }
 }
 
-/* One row: filter byte 0, then greedily the longer of "same as above" and "same as left", a
- * literal pixel when neither holds. The row's adler32 is summed from the same decisions: a
- * left match is one colour. */
-static void encode_row(writer_t *w, const codes_t *c, const uint32_t *px, const uint32_t *up, int width)
+/* One row as tokens: filter byte 0, then greedily the longer of "same as above" and "same as
+ * left", a literal pixel when neither holds. The row's adler32 is summed from the same
+ * decisions: a left match is one colour. */
+static void encode_row(writer_t *w, const uint32_t *px, const uint32_t *up, int width)
 {
     uint64_t s1 = 0, s2 = 0;
-    put(w, c->lit[0]); /* filter type None */
+    uint16_t *tok = w->tok;
+    tok[w->ntok++] = 0; /* filter type None */
+    w->lit_freq[0]++;
     int i = 0;
     while (i < width) {
         bool left = i > 0 && SAME(px[i], px[i - 1]), above = up != NULL && SAME(px[i], up[i]);
         if (!left && !above) {
             uint32_t p = px[i];
-            code_t r = c->lit[p >> 16 & 0xff], g = c->lit[p >> 8 & 0xff], b = c->lit[p & 0xff];
-            put(w, (code_t){r.bits | g.bits << r.len | b.bits << (r.len + g.len), r.len + g.len + b.len});
+            tok[w->ntok] = (uint16_t)(p >> 16 & 0xff);
+            tok[w->ntok + 1] = (uint16_t)(p >> 8 & 0xff);
+            tok[w->ntok + 2] = (uint16_t)(p & 0xff);
+            w->ntok += 3;
+            w->lit_freq[p >> 16 & 0xff]++;
+            w->lit_freq[p >> 8 & 0xff]++;
+            w->lit_freq[p & 0xff]++;
             adler_run(&s1, &s2, p, 1);
             i++;
             continue;
@@ -222,17 +335,120 @@ static void encode_row(writer_t *w, const codes_t *c, const uint32_t *px, const 
         int k_left = left ? same_colour_until(px, prev, i, width) - i : 0;
         int k_up = above ? same_above_until(px, up, i, width) - i : 0;
         if (k_left >= k_up) {
-            put_match(w, c, k_left, c->dist_left);
+            match_tokens(w, k_left, 0);
             adler_run(&s1, &s2, prev, (uint64_t)k_left);
             i += k_left;
         } else {
-            put_match(w, c, k_up, c->dist_up);
+            match_tokens(w, k_up, TOK_UP);
             adler_pixels(&s1, &s2, px + i, k_up);
             i += k_up;
         }
     }
     w->row_a = s1;
     w->row_b = s2;
+}
+
+/* The code length sequence of a dynamic block, run-length coded (RFC 1951 §3.2.7): symbols
+ * 0..15 are lengths, 16 repeats the previous 3-6 times, 17 and 18 are runs of 3-10 and
+ * 11-138 zeros. Returns the number of (symbol, extra value) pairs written to out. */
+static int rle_lengths(const uint8_t *len, int n, uint8_t *sym, uint8_t *extra)
+{
+    int m = 0;
+    for (int i = 0; i < n;) {
+        int run = 1;
+        while (i + run < n && len[i + run] == len[i])
+            run++;
+        if (len[i] == 0 && run >= 3) {
+            int r = run > 138 ? 138 : run;
+            sym[m] = r >= 11 ? 18 : 17;
+            extra[m++] = (uint8_t)(r >= 11 ? r - 11 : r - 3);
+            i += r;
+        } else if (len[i] != 0 && run >= 4) {
+            sym[m] = len[i];
+            extra[m++] = 0;
+            int r = run - 1 > 6 ? 6 : run - 1;
+            sym[m] = 16;
+            extra[m++] = (uint8_t)(r - 3);
+            i += 1 + r;
+        } else {
+            sym[m] = len[i];
+            extra[m++] = 0;
+            i++;
+        }
+    }
+    return m;
+}
+
+/* Entropy codes the open block's tokens as one deflate block with its own Huffman codes
+ * (BTYPE 10), final when last. Stages IDAT chunks as they fill. Returns 0 or a BP_E* code. */
+static int flush_block(writer_t *w, bool last)
+{
+    codes_t *c = w->codes;
+    uint32_t *lit_freq = w->lit_freq, *dist_freq = w->dist_freq; /* counted as tokens were made */
+    lit_freq[256] = 1;                                           /* end of block */
+    uint8_t lens[NUM_LITLEN + NUM_DIST];
+    huffman_lengths(lit_freq, NUM_LITLEN, MAX_BITS, lens);
+    huffman_lengths(dist_freq, NUM_DIST, MAX_BITS, lens + NUM_LITLEN);
+    int nlit = NUM_LITLEN, ndist = NUM_DIST;
+    while (nlit > 257 && lens[nlit - 1] == 0)
+        nlit--;
+    while (ndist > 1 && lens[NUM_LITLEN + ndist - 1] == 0)
+        ndist--;
+    canonical_codes(lens, NUM_LITLEN, c->lit);
+    canonical_codes(lens + NUM_LITLEN, NUM_DIST, c->dist);
+    /* the lengths actually sent: nlit literal/length ones, then ndist distance ones */
+    uint8_t seq[NUM_LITLEN + NUM_DIST], cl_sym[NUM_LITLEN + NUM_DIST], cl_extra[NUM_LITLEN + NUM_DIST];
+    memcpy(seq, lens, (size_t)nlit);
+    memcpy(seq + nlit, lens + NUM_LITLEN, (size_t)ndist);
+    int ncl_sym = rle_lengths(seq, nlit + ndist, cl_sym, cl_extra);
+    uint32_t cl_freq[NUM_CL] = {0};
+    for (int k = 0; k < ncl_sym; k++)
+        cl_freq[cl_sym[k]]++;
+    uint8_t cl_len[NUM_CL];
+    code_t cl_code[NUM_CL];
+    huffman_lengths(cl_freq, NUM_CL, MAX_CL_BITS, cl_len);
+    canonical_codes(cl_len, NUM_CL, cl_code);
+    int ncl = NUM_CL;
+    while (ncl > 4 && cl_len[cl_order[ncl - 1]] == 0)
+        ncl--;
+
+    bits_t b = w->bits;
+    put(&b, (last ? 1u : 0u) | 2u << 1, 3); /* BFINAL, BTYPE 10: dynamic codes */
+    put(&b, (uint32_t)(nlit - 257), 5);
+    put(&b, (uint32_t)(ndist - 1), 5);
+    put(&b, (uint32_t)(ncl - 4), 4);
+    for (int k = 0; k < ncl; k++)
+        put(&b, cl_len[cl_order[k]], 3);
+    static const uint8_t cl_xbits[NUM_CL] = {[16] = 2, [17] = 3, [18] = 7};
+    for (int k = 0; k < ncl_sym; k++) {
+        put_code(&b, cl_code[cl_sym[k]]);
+        if (cl_xbits[cl_sym[k]] > 0)
+            put(&b, cl_extra[k], cl_xbits[cl_sym[k]]);
+    }
+    for (size_t k = 0; k < w->ntok; k++) {
+        unsigned t = w->tok[k];
+        if (t & TOK_MATCH) {
+            unsigned len = t & TOK_LEN, d = (t & TOK_UP) != 0;
+            code_t lc = c->lit[c->len_sym[len]], dc = c->dist[c->dist_sym[d]];
+            put(&b, lc.bits | (uint32_t)c->len_xval[len] << lc.len, lc.len + c->len_xbits[len]);
+            put(&b, dc.bits | c->dist_xval[d] << dc.len, dc.len + c->dist_xbits[d]);
+        } else {
+            put_code(&b, c->lit[t]);
+        }
+        if (b.used >= CHUNK_DATA) {
+            w->bits = b;
+            int rc = flush_idat(w);
+            b = w->bits;
+            if (rc != 0)
+                return rc;
+        }
+    }
+    put_code(&b, c->lit[256]);
+    w->bits = b;
+    w->ntok = 0;
+    memset(w->lit_freq, 0, sizeof(w->lit_freq));
+    memset(w->dist_freq, 0, sizeof(w->dist_freq));
+    return 0;
 }
 
 /* Adds the last row (filter byte and 3 * width bytes) to the adler32. */
@@ -264,45 +480,43 @@ static int encode(writer_t *w, const unsigned char *data, int width, int height,
         rc = put_chunk(w->out, "IHDR", ihdr, sizeof(ihdr));
     if (rc != 0)
         return rc;
-    codes_t *codes = malloc(sizeof(*codes));
-    if (codes == NULL)
-        return BP_ENOMEM;
-    build_codes(codes, width);
+    build_symbols(w->codes, width);
     /* zlib header: deflate, 32 KiB window, no dictionary, check bits (RFC 1950 §2.2) */
-    w->stage[w->used++] = 0x78;
-    w->stage[w->used++] = 0x01;
-    put(w, (code_t){1 /* BFINAL */ | 1 << 1 /* BTYPE 01: fixed codes */, 3});
+    w->bits.stage[w->bits.used++] = 0x78;
+    w->bits.stage[w->bits.used++] = 0x01;
     const uint32_t *up = NULL;
     for (int y = 0; y < height && rc == 0; y++) {
         const uint32_t *px = (const uint32_t *)(const void *)(data + (size_t)y * (size_t)stride);
         if (up != NULL && memcmp(px, up, (size_t)width * 4) == 0) {
             /* the same row again (blank margins): one pass, and the sums of the last one */
-            put(w, codes->lit[0]);
-            put_match(w, codes, width, codes->dist_up);
+            w->tok[w->ntok++] = 0;
+            w->lit_freq[0]++;
+            match_tokens(w, width, TOK_UP);
         } else {
-            encode_row(w, codes, px, up, width);
+            encode_row(w, px, up, width);
         }
         add_row(w, width);
         up = px;
-        if (w->used >= CHUNK_DATA)
-            rc = flush_idat(w);
+        if (w->ntok >= BLOCK_TOKENS)
+            rc = flush_block(w, false);
     }
-    free(codes);
+    if (rc == 0)
+        rc = flush_block(w, true);
     if (rc != 0)
         return rc;
-    put(w, (code_t){0, 7}); /* end of block: symbol 256 */
-    while (w->nacc > 0) {
-        w->stage[w->used++] = (unsigned char)w->acc;
-        w->acc >>= 8;
-        w->nacc = w->nacc > 8 ? w->nacc - 8 : 0;
+    bits_t *b = &w->bits;
+    while (b->nacc > 0) { /* to a byte boundary */
+        b->stage[b->used++] = (unsigned char)b->acc;
+        b->acc >>= 8;
+        b->nacc = b->nacc > 8 ? b->nacc - 8 : 0;
     }
     uint32_t adler = w->s2 << 16 | w->s1;
-    unsigned char *p = w->stage + w->used;
+    unsigned char *p = b->stage + b->used;
     p[0] = (unsigned char)(adler >> 24);
     p[1] = (unsigned char)(adler >> 16);
     p[2] = (unsigned char)(adler >> 8);
     p[3] = (unsigned char)adler;
-    w->used += 4;
+    b->used += 4;
     rc = flush_idat(w);
     if (rc == 0)
         rc = put_chunk(w->out, "IEND", NULL, 0);
@@ -321,13 +535,21 @@ int bp_pngenc_write(cairo_surface_t *surface, bp_buf_t *out, bp_err_t *err)
     int stride = cairo_image_surface_get_stride(surface);
     if (data == NULL || width <= 0 || height <= 0)
         return bp_err_set(err, BP_EINTERNAL, "png: empty surface");
-    /* A row is at most 3 * width + 1 literals of 9 bits, plus the bits still pending. */
-    size_t stage_size = CHUNK_DATA + (size_t)(3 * width + 1) * 9 / 8 + 64;
-    writer_t w = {.out = out, .stage = malloc(stage_size), .s1 = 1, .s2 = 0};
-    if (w.stage == NULL)
-        return bp_err_set(err, BP_ENOMEM, "png: out of memory");
-    int rc = encode(&w, data, width, height, stride);
-    free(w.stage);
+    /* The stage is flushed once it holds CHUNK_DATA bytes, checked after every token; a block
+     * header (at most ~600 bytes) and the stream's end go in without a check. A block closes
+     * after the row that takes it past BLOCK_TOKENS; a row is at most 3 * width + 1 tokens. */
+    writer_t w = {.out = out,
+                  .bits = {.stage = malloc(CHUNK_DATA + 1024)},
+                  .tok = malloc(sizeof(uint16_t) * (BLOCK_TOKENS + 3 * (size_t)width + 1)),
+                  .codes = malloc(sizeof(codes_t)),
+                  .s1 = 1,
+                  .s2 = 0};
+    int rc = w.bits.stage != NULL && w.tok != NULL && w.codes != NULL
+                 ? encode(&w, data, width, height, stride)
+                 : BP_ENOMEM;
+    free(w.bits.stage);
+    free(w.tok);
+    free(w.codes);
     if (rc == BP_ETOOBIG)
         return bp_err_set(err, BP_ETOOBIG, "chart: PNG larger than %zu bytes", out->max);
     if (rc != 0)

@@ -1,6 +1,7 @@
 /* pngenc: the PNG decodes (zlib checks the adler32, the test every chunk CRC) to exactly the
- * pixels of the surface, for a chart, for noise (nothing but literals, many IDAT chunks) and
- * for the widest surface (the row-above distance is the longest). */
+ * pixels of the surface, for a chart, for noise (nothing but literals: many deflate blocks and
+ * IDAT chunks) and for the widest surface (the row-above distance is the longest); the Huffman
+ * codes stay complete and within deflate's length limits. */
 #include <stdlib.h>
 #include <zlib.h>
 
@@ -156,6 +157,41 @@ static void a_one_pixel_surface_decodes(void)
     check_roundtrip(noise(1, 1), 1);
 }
 
+/* Sum of 2^(15 - len) over the coded symbols: exactly 2^15 for a complete prefix code. */
+static long kraft(const uint8_t *len, int n)
+{
+    long sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += len[i] > 0 ? 1L << (15 - len[i]) : 0;
+    return sum;
+}
+
+static void huffman_codes_are_complete_and_no_longer_than_allowed(void)
+{
+    uint32_t freq[NUM_LITLEN] = {0};
+    uint8_t len[NUM_LITLEN];
+    /* Fibonacci counts make the deepest tree there is: 29 levels for 30 symbols */
+    freq[0] = freq[1] = 1;
+    for (int i = 2; i < 30; i++)
+        freq[i] = freq[i - 1] + freq[i - 2];
+    huffman_lengths(freq, 30, MAX_BITS, len);
+    int deepest = 0;
+    for (int i = 0; i < 30; i++)
+        deepest = len[i] > deepest ? len[i] : deepest;
+    CHECK(deepest <= MAX_BITS);
+    CHECK_INT(kraft(len, 30), 1L << 15);
+    huffman_lengths(freq, NUM_CL, MAX_CL_BITS, len);
+    for (int i = 0; i < NUM_CL; i++)
+        CHECK(len[i] >= 1 && len[i] <= MAX_CL_BITS);
+    CHECK_INT(kraft(len, NUM_CL), 1L << 15);
+    /* one symbol in use still makes a complete code of two (inflate refuses less) */
+    memset(freq, 0, sizeof(freq));
+    freq[7] = 1000;
+    huffman_lengths(freq, NUM_DIST, MAX_BITS, len);
+    CHECK_INT(len[7], 1);
+    CHECK_INT(kraft(len, NUM_DIST), 1L << 15);
+}
+
 static void the_ceiling_is_enforced(void)
 {
     cairo_surface_t *s = noise(300, 200);
@@ -186,6 +222,7 @@ int main(void)
     RUN(noise_decodes_to_its_pixels_over_many_idat_chunks);
     RUN(the_widest_surface_decodes_to_its_pixels);
     RUN(a_one_pixel_surface_decodes);
+    RUN(huffman_codes_are_complete_and_no_longer_than_allowed);
     RUN(the_ceiling_is_enforced);
     RUN(a_non_image_surface_is_refused);
     cairo_debug_reset_static_data();
