@@ -46,8 +46,10 @@ def run(cmd):
 
 
 def cold(cmd, out_png, runs):
-    """Median wall time from spawn to exit with the PNG written, and peak RSS (MB)."""
-    walls, rss = [], 0
+    """Median wall time from spawn to exit with the PNG written, peak RSS (MB), and the median
+    CPU time (user + system) of the process: on a shared machine the wall time also counts the
+    time other processes held the cores."""
+    walls, cpus, rss = [], [], 0
     for _ in range(runs):
         if os.path.exists(out_png):
             os.unlink(out_png)
@@ -56,10 +58,11 @@ def cold(cmd, out_png, runs):
                              file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)])
         _, status, usage = os.wait4(pid, 0)
         walls.append(time.perf_counter() - t0)
+        cpus.append(usage.ru_utime + usage.ru_stime)
         if status != 0 or not os.path.exists(out_png):
             raise SystemExit(f"{cmd} failed (status {status})")
         rss = max(rss, usage.ru_maxrss / 1024)
-    return statistics.median(walls) * 1000, rss
+    return statistics.median(walls) * 1000, rss, statistics.median(cpus) * 1000
 
 
 def compile_c(build, work):
@@ -89,13 +92,15 @@ def main():
     # is only meaningful between figures taken at the same time. Each figure is the median of
     # its rounds; each ratio is the median of the ratios within a round.
     measured = {n: [] for n in (1440, 10080)}
+    phases = {}
     for _ in range(rounds):
         for n in (1440, 10080):
             csv = os.path.join(work, f"points-{n}.csv")
             if not os.path.exists(csv):
                 write_csv(csv, n)
             out = os.path.join(work, f"bizpulse-{n}.png")
-            ms_bp = float(run([bench, csv, out, str(iters)])[0].split()[0])
+            fields = run([bench, csv, out, str(iters)])[0].split()
+            ms_bp, phases[n] = float(fields[0]), (float(fields[2]), float(fields[3]))
             ms_floor = float(run([floor, csv, os.path.join(work, f"floor-{n}.png"), str(floor_iters)])[0])
             ms_mpl = float(run([SYSTEM_PYTHON, os.path.join(HERE, "mpl.py"), csv, os.path.join(work, f"mpl-{n}.png"),
                                 str(mpl_iters)])[0]) if have_mpl else float("nan")
@@ -113,7 +118,7 @@ def main():
     cold_bp = cold([cli, "chart", "--csv", csv, "-o", cold_png], cold_png, runs)
     cold_floor = cold([floor, csv, cold_png, "1"], cold_png, runs)
     cold_mpl = cold([SYSTEM_PYTHON, os.path.join(HERE, "mpl.py"), csv, cold_png, "0"], cold_png,
-                    max(runs // 3, 2)) if have_mpl else (float("nan"), float("nan"))
+                    max(runs // 3, 2)) if have_mpl else (float("nan"),) * 3
     threads = os.cpu_count() or 1
     per_s = float(run([bench, csv, os.path.join(work, "t.png"), "2" if quick else "4", str(threads), "-t"])[0])
 
@@ -124,8 +129,13 @@ def main():
     for n, bp, fl, mpl, vs_floor, vs_mpl, spread, size in rows:
         print(f"{n:>7} {bp:>12.2f} {fl:>15.2f} {mpl:>14.1f} {vs_floor:>8.2f}x {vs_mpl:>13.1f}x "
               f"{f'{spread[0]:.1f}-{spread[1]:.1f}x':>14} {size / 1024:>7.0f}")
+    for n in phases:
+        print(f"bizpulse {n:>6} points: drawing {phases[n][0]:.2f} ms + PNG encoding {phases[n][1]:.2f} ms "
+              "(last round)")
     print(f"{'cold start to PNG (ms)':<24} bizpulse {cold_bp[0]:6.1f}   floor {cold_floor[0]:6.1f}   "
           f"matplotlib {cold_mpl[0]:7.1f}")
+    print(f"{'  its CPU time (ms)':<24} bizpulse {cold_bp[2]:6.1f}   floor {cold_floor[2]:6.1f}   "
+          f"matplotlib {cold_mpl[2]:7.1f}")
     print(f"{'peak RSS (MB)':<24} bizpulse {cold_bp[1]:6.1f}   floor {cold_floor[1]:6.1f}   "
           f"matplotlib {cold_mpl[1]:7.1f}")
     print(f"{'charts/s, all threads':<24} bizpulse {per_s:6.0f}   ({threads} threads, 1 440 points)")
