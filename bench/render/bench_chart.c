@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "chart.h"
+#include "cpu_time.h"
 #include "pngenc.h"
 
 static bp_chart_point_t *pts;
@@ -27,21 +28,6 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* CPU time of the process: on a shared machine a chart's wall time includes the time other
- * processes had the core, its CPU time does not. */
-static double cpu_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 static int one(bp_buf_t *png)
@@ -125,10 +111,8 @@ int main(int argc, char **argv)
             if (rc != 0)
                 return 1;
         }
-        qsort(ms, (size_t)iters, sizeof(*ms), cmp_double);
-        qsort(draw, (size_t)iters, sizeof(*ms), cmp_double);
-        qsort(encode, (size_t)iters, sizeof(*ms), cmp_double);
-        printf("%.3f %zu %.3f %.3f\n", ms[iters / 2], png.len, draw[iters / 2], encode[iters / 2]);
+        printf("%.3f %zu %.3f %.3f\n", median_ms(ms, (size_t)iters), png.len, median_ms(draw, (size_t)iters),
+               median_ms(encode, (size_t)iters));
         free(ms);
     }
     bp_buf_free(&png);

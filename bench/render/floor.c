@@ -11,25 +11,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "cpu_time.h"
+
 typedef struct {
     double t, v;
     int anomaly;
 } pt_t;
-
-/* CPU time of the process: on a shared machine a chart's wall time includes the time other
- * processes had the core, its CPU time does not. */
-static double cpu_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void chart(const pt_t *p, size_t n, const char *out)
 {
@@ -125,8 +112,7 @@ int main(int argc, char **argv)
         chart(p, n, argv[2]);
         ms[i] = cpu_ms() - t0;
     }
-    qsort(ms, (size_t)iters, sizeof(*ms), cmp_double);
-    printf("%.3f\n", ms[iters / 2]);
+    printf("%.3f\n", median_ms(ms, (size_t)iters));
     free(ms);
     free(p);
     return 0;
