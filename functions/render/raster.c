@@ -47,11 +47,9 @@ static void cover(const seg_t *s, int px, double r, const bp_raster_clip_t *clip
 {
     double lo, hi;
     y_range(s, px - r, px + 1 + r, &lo, &hi);
-    int y0 = (int)ceil(lo - r - 1), y1 = (int)floor(hi + r);
-    if (y0 < clip->y0)
-        y0 = clip->y0;
-    if (y1 > clip->y1 - 1)
-        y1 = clip->y1 - 1;
+    if (lo - r - 1 > clip->y1 || hi + r < clip->y0)
+        return; /* also keeps a vertex far outside the clip from overflowing the ints below */
+    int y0 = (int)fmax(ceil(lo - r - 1), clip->y0), y1 = (int)fmin(floor(hi + r), clip->y1 - 1);
     if (y0 > y1)
         return;
     double outer = r + 0.5, outer2 = outer * outer;
@@ -134,9 +132,12 @@ int bp_raster_polyline(cairo_surface_t *surface, const bp_raster_clip_t *clip, c
         xmax = fmax(xmax, v[i].x);
     }
     double r = width / 2;
-    int px0 = (int)floor(xmin - r - 1), px1 = (int)ceil(xmax + r + 1);
-    px0 = px0 < c.x0 ? c.x0 : px0;
-    px1 = px1 > c.x1 ? c.x1 : px1;
+    if (!(xmin - r - 1 < c.x1 && xmax + r + 1 > c.x0)) { /* also: no vertex, or none in reach */
+        free(segs);
+        free(cov);
+        return 0;
+    }
+    int px0 = (int)fmax(floor(xmin - r - 1), c.x0), px1 = (int)fmin(ceil(xmax + r + 1), c.x1);
     size_t lo = 0;
     for (int px = px0; px < px1; px++) {
         /* only segments within r of this column reach it; x0 and x1 never decrease along the

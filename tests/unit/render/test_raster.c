@@ -114,6 +114,15 @@ static void nothing_is_drawn_outside_the_clip(void)
     cairo_surface_destroy(s);
 }
 
+static void vertices_far_outside_the_surface_are_clipped_not_overflowed(void)
+{
+    cairo_surface_t *s = white(40, 40);
+    bp_raster_vertex_t v[] = {{-1e300, 20.5, true}, {20.5, 1e300, false}, {1e300, -1e300, false}};
+    bp_raster_clip_t clip = {0, 0, 40, 40};
+    CHECK_INT(bp_raster_polyline(s, &clip, v, 3, 2, 0x000000), 0);
+    cairo_surface_destroy(s);
+}
+
 static void a_lone_vertex_is_a_dot_and_a_move_breaks_the_line(void)
 {
     cairo_surface_t *s = white(40, 20);
@@ -142,6 +151,7 @@ int main(void)
     RUN(a_horizontal_line_covers_its_exact_area);
     RUN(a_zigzag_looks_like_cairos_round_stroke);
     RUN(nothing_is_drawn_outside_the_clip);
+    RUN(vertices_far_outside_the_surface_are_clipped_not_overflowed);
     RUN(a_lone_vertex_is_a_dot_and_a_move_breaks_the_line);
     RUN(a_non_image_surface_is_refused);
     cairo_debug_reset_static_data();
