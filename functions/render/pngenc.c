@@ -425,13 +425,28 @@ static int flush_block(writer_t *w, bool last)
         if (cl_xbits[cl_sym[k]] > 0)
             put(&b, cl_extra[k], cl_xbits[cl_sym[k]]);
     }
-    for (size_t k = 0; k < w->ntok; k++) {
-        unsigned t = w->tok[k];
+    /* a match's length code with its extra bits, and the two distance codes with theirs */
+    code_t match_len[MAX_MATCH + 1], dist[2];
+    for (unsigned len = 3; len <= MAX_MATCH; len++) {
+        code_t lc = c->lit[c->len_sym[len]];
+        match_len[len] = (code_t){lc.bits | (uint32_t)c->len_xval[len] << lc.len, lc.len + c->len_xbits[len]};
+    }
+    for (int d = 0; d < 2; d++) {
+        code_t dc = c->dist[c->dist_sym[d]];
+        dist[d] = (code_t){dc.bits | c->dist_xval[d] << dc.len, dc.len + c->dist_xbits[d]};
+    }
+    const uint16_t *tok = w->tok;
+    size_t n = w->ntok;
+    for (size_t k = 0; k < n; k++) {
+        unsigned t = tok[k];
         if (t & TOK_MATCH) {
-            unsigned len = t & TOK_LEN, d = (t & TOK_UP) != 0;
-            code_t lc = c->lit[c->len_sym[len]], dc = c->dist[c->dist_sym[d]];
-            put(&b, lc.bits | (uint32_t)c->len_xval[len] << lc.len, lc.len + c->len_xbits[len]);
-            put(&b, dc.bits | c->dist_xval[d] << dc.len, dc.len + c->dist_xbits[d]);
+            put_code(&b, match_len[t & TOK_LEN]);
+            put_code(&b, dist[(t & TOK_UP) != 0]);
+        } else if (k + 1 < n && !(tok[k + 1] & TOK_MATCH)) {
+            /* two literals (at most 15 bits each) in one put: pixels come as three */
+            code_t x = c->lit[t], y = c->lit[tok[k + 1]];
+            put(&b, x.bits | y.bits << x.len, x.len + y.len);
+            k++;
         } else {
             put_code(&b, c->lit[t]);
         }
