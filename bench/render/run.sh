@@ -7,7 +7,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-build=/tmp/bench-render-build
+# A release build of its own inside the checkout (ignored by git), so benchmarks run from
+# several checkouts at once do not share or rebuild each other's binaries.
+build=${BP_BENCH_BUILD:-$root/build-bench}
 if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" "$root" -Dbuildtype=release -Dtests=false >/dev/null
 fi

@@ -1,5 +1,6 @@
 #include "chart.h"
 #include "pngenc.h"
+#include "raster.h"
 #include "text.h"
 #include "timeaxis.h"
 #include "utf8.h"
@@ -341,9 +342,12 @@ static void draw_expected(ctx_t *c)
     cairo_set_dash(cr, NULL, 0, 0);
 }
 
-static void draw_series(ctx_t *c)
+/* The metric line as vertices in layout units: per column the first and last of its minimum
+ * and maximum (or the one point, at its exact time), a new piece after a gap. Returns how
+ * many were written to v (at most 2 * ncols). */
+static size_t series_vertices(const ctx_t *c, bp_raster_vertex_t *v)
 {
-    cairo_t *cr = c->cr;
+    size_t n = 0;
     bool started = false;
     for (int k = 0; k < c->ncols; k++) {
         const column_t *col = &c->cols[k];
@@ -352,30 +356,61 @@ static void draw_series(ctx_t *c)
                 started = false;
             continue;
         }
-        double x1, x2, y1, y2;
         if (col->count == 1) {
-            x1 = x2 = x_of(&c->plot, c->from, c->to, col->t_only);
-            y1 = y2 = y_of(&c->plot, c->lo, c->hi, col->min);
+            v[n++] = (bp_raster_vertex_t){x_of(&c->plot, c->from, c->to, col->t_only),
+                                          y_of(&c->plot, c->lo, c->hi, col->min), !started};
         } else {
-            x1 = x2 = col_x(c, k);
-            y1 = y_of(&c->plot, c->lo, c->hi, col->min_first ? col->min : col->max);
-            y2 = y_of(&c->plot, c->lo, c->hi, col->min_first ? col->max : col->min);
+            double x = col_x(c, k);
+            v[n++] = (bp_raster_vertex_t){
+                x, y_of(&c->plot, c->lo, c->hi, col->min_first ? col->min : col->max), !started};
+            v[n++] = (bp_raster_vertex_t){
+                x, y_of(&c->plot, c->lo, c->hi, col->min_first ? col->max : col->min), false};
         }
-        if (started)
-            cairo_line_to(cr, x1, y1);
-        else
-            cairo_move_to(cr, x1, y1);
-        if (col->count > 1)
-            cairo_line_to(cr, x2, y2);
-        else if (!started)
-            cairo_line_to(cr, x1, y1); /* an isolated point still shows (round cap) */
         started = !col->gap;
     }
+    return n;
+}
+
+/* On an image surface the line goes straight into the pixels (raster.h: cairo's stroker was
+ * most of the time of a chart); on SVG it stays a cairo path. Both use a round pen. */
+static int draw_series(ctx_t *c, bp_err_t *err)
+{
+    cairo_t *cr = c->cr;
+    bp_raster_vertex_t *v = malloc(sizeof(*v) * 2 * (size_t)c->ncols);
+    if (v == NULL)
+        return bp_err_set(err, BP_ENOMEM, "chart: out of memory");
+    size_t n = series_vertices(c, v);
+    double width = 1.6 * c->s;
+    cairo_surface_t *target = cairo_get_target(cr);
+    if (cairo_surface_get_type(target) == CAIRO_SURFACE_TYPE_IMAGE) {
+        int ratio = c->ratio;
+        for (size_t i = 0; i < n; i++) {
+            v[i].x *= ratio;
+            v[i].y *= ratio;
+        }
+        bp_raster_clip_t clip = {(int)lround(c->plot.x * ratio), (int)lround(c->plot.y * ratio),
+                                 (int)lround((c->plot.x + c->plot.w) * ratio),
+                                 (int)lround((c->plot.y + c->plot.h) * ratio)};
+        int rc = bp_raster_polyline(target, &clip, v, n, width * ratio, c->pal->line);
+        free(v);
+        return rc == 0 ? 0 : bp_err_set(err, rc, "chart: cannot draw the line");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].move) {
+            cairo_move_to(cr, v[i].x, v[i].y);
+            if (i + 1 == n || v[i + 1].move)
+                cairo_line_to(cr, v[i].x, v[i].y); /* an isolated point still shows (round cap) */
+        } else {
+            cairo_line_to(cr, v[i].x, v[i].y);
+        }
+    }
+    free(v);
     set_rgb(cr, c->pal->line);
-    cairo_set_line_width(cr, 1.6 * c->s);
-    cairo_set_line_join(cr, CAIRO_LINE_JOIN_BEVEL);
+    cairo_set_line_width(cr, width);
+    cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
     cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
     cairo_stroke(cr);
+    return 0;
 }
 
 /* Red filled circles; consecutive markers landing on the same pixel are drawn once. */
@@ -731,8 +766,9 @@ static int draw(cairo_t *cr, const bp_chart_spec_t *spec, int w, int h, int rati
         draw_band(&c);
     if (e.expected)
         draw_expected(&c);
+    int rc = 0;
     if (have_data) {
-        draw_series(&c);
+        rc = draw_series(&c, err);
         draw_anomalies(&c);
     } else {
         set_rgb(cr, c.pal->muted);
@@ -741,6 +777,8 @@ static int draw(cairo_t *cr, const bp_chart_spec_t *spec, int w, int h, int rati
     }
     cairo_restore(cr);
     free(c.cols);
+    if (rc != 0)
+        return rc;
 
     /* Frame. */
     set_rgb(cr, c.pal->frame);
@@ -833,7 +871,7 @@ int bp_chart_png(const bp_chart_spec_t *spec, bp_buf_t *out, bp_err_t *err)
     int rc = bp_chart_draw(spec, &surface, err);
     if (rc != 0)
         return rc;
-    rc = bp_pngenc_write(surface, BP_PNGENC_FAST_LEVEL, out, err);
+    rc = bp_pngenc_write(surface, out, err);
     cairo_surface_destroy(surface);
     return rc;
 }

@@ -97,7 +97,7 @@ typedef struct st_bp_chart_spec_t {
  * err, and *out is NULL. */
 int bp_chart_draw(const bp_chart_spec_t *spec, cairo_surface_t **out, bp_err_t *err);
 
-/* Draws spec and appends the PNG encoding (png.h: libpng, fast settings) to out, whose ceiling
+/* Draws spec and appends the PNG encoding (pngenc.h: a deflate made for charts) to out, whose ceiling
  * bounds the size (BP_ETOOBIG when hit; out then holds a truncated PNG the caller must
  * discard). Returns 0 or a BP_E* code with err. */
 int bp_chart_png(const bp_chart_spec_t *spec, bp_buf_t *out, bp_err_t *err);

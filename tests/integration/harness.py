@@ -30,6 +30,7 @@ import threading
 import time
 import unittest
 import uuid
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("BP_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
@@ -385,13 +386,35 @@ def http_request(port, method, path, body=None, headers=None, timeout=60):
 
 
 def png_size(data):
-    """(width, height) of a PNG, or an AssertionError naming what is wrong."""
+    """(width, height) of a PNG, or an AssertionError naming what is wrong. The whole file is
+    checked, as a strict decoder would: every chunk's CRC, IEND last, and the IDAT data inflates
+    (zlib checks its adler32) to exactly one filter byte plus the pixels of each row."""
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         raise AssertionError(f"not a PNG signature: {data[:16]!r}")
     length, kind = struct.unpack(">I4s", data[8:16])
     if kind != b"IHDR" or length != 13:
         raise AssertionError(f"first chunk is {kind!r} ({length} bytes), not IHDR")
-    return struct.unpack(">II", data[16:24])
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(colour)
+    if depth != 8 or channels is None:
+        raise AssertionError(f"unexpected PNG depth {depth} / colour type {colour}")
+    pos, idat, last = 8, [], None
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        if zlib.crc32(kind + body) != crc:
+            raise AssertionError(f"bad CRC on PNG chunk {kind!r} at byte {pos}")
+        if kind == b"IDAT":
+            idat.append(body)
+        last = kind
+        pos += 12 + length
+    if last != b"IEND" or pos != len(data):
+        raise AssertionError(f"PNG does not end with IEND (last chunk {last!r}, {len(data) - pos} bytes left)")
+    raw = zlib.decompress(b"".join(idat))
+    if len(raw) != height * (1 + width * channels):
+        raise AssertionError(f"PNG pixel data is {len(raw)} bytes, not {height} rows of {width} pixels")
+    return width, height
 
 
 def pdf_pages(path):

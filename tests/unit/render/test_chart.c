@@ -5,6 +5,7 @@
 #include "../../../functions/render/chart.c"
 #include "../../../functions/render/utf8.c"
 #include "../../../functions/render/pngenc.c"
+#include "../../../functions/render/raster.c"
 #include "../../../functions/render/text.c"
 #include "../../../functions/render/timeaxis.c"
 #include "../../../functions/render/tz.c"
