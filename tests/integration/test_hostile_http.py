@@ -491,9 +491,11 @@ class HostileHttp(harness.TestCase):
         """Two hours of events, aggregated, and one open incident with a report."""
         start = harness.last_closed_minute() - harness.datetime.timedelta(minutes=150)
         self.db.insert_minutes(harness.rfc3339(start), harness.registration_pattern(120, 0))
-        self.t0 = harness.rfc3339(harness.last_closed_minute(0))
+        # The values the snapshot guards: every minute of the events, all long closed. Later
+        # ticks (some rows are ticks) only add the zero minutes after them.
+        self.t0 = harness.rfc3339(start + harness.datetime.timedelta(minutes=120))
         res = self.services_by_name["aggregate"].post("/", b"", {
-            "X-CloudScheduler-JobName": "seed", "X-CloudScheduler-ScheduleTime": self.t0,
+            "X-CloudScheduler-JobName": "seed", "X-CloudScheduler-ScheduleTime": harness.rfc3339(harness.utcnow()),
             "X-Bizpulse-Scheduler-Token": SCHEDULER_TOKEN})
         self.assertEqual(res.status, 200, res)
         self.assertGreater(int(self.db.value("SELECT count(*) FROM aggregated_metrics")), 100)
