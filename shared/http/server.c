@@ -33,6 +33,10 @@
 #define DEFAULT_DRAIN_MS 25000
 #define MAX_WORKERS 256
 #define METRICS_MAX (16 * 1024 * 1024)
+/* Request headers, all names and values together. h2o 2.2.5 itself takes up to ~400 KB
+ * (H2O_MAX_REQLEN) and every queued request copies them; no client of ours needs more than a
+ * few KB (Knative's queue-proxy adds well under 1 KB). */
+#define HEADERS_MAX (64 * 1024)
 /* A worker still inside a handler when drain_ms ran out gets this long to come back before
  * bp_http_serve gives up on it. */
 #define ABANDON_JOIN_MS 1000
@@ -177,6 +181,8 @@ static const char *status_reason(int status)
         return "Unprocessable Entity";
     case 429:
         return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
     case 502:
@@ -560,11 +566,25 @@ static void serve_builtin(server_t *srv, h2o_req_t *req, const bp_http_route_t *
                    (double)(now_ns() - t0) / 1e9, tp, false, NULL);
 }
 
+static size_t headers_size(const h2o_req_t *req)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < req->headers.size; i++)
+        n += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4; /* ": " CRLF */
+    return n;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     server_t *srv = ((dispatch_handler_t *)self)->srv;
     uint64_t t0 = now_ns();
     size_t plen = path_len_of(req);
+    if (headers_size(req) > HEADERS_MAX) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "request headers exceed %d bytes", HEADERS_MAX);
+        send_error_now(srv, req, "unmatched", t0, 431, "headers_too_large", msg, NULL, 0);
+        return 0;
+    }
     bool path_known;
     const bp_http_route_t *route =
         match_route(srv, req->method.base, req->method.len, req->path.base, plen, &path_known);

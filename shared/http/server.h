@@ -17,10 +17,16 @@
  *
  * Errors are JSON `{"error":{"code":"...","message":"..."}}`: unknown route 404, wrong method
  * 405 (with Allow), body over `body_max` 413 (also for what h2o itself rejects: a Content-Length
- * over the cap is refused right after the headers, without reading the body), handler failures
- * as the handler says. Every request is logged as one JSON line (an error answer with its
- * message in "error") with the trace id of its `traceparent` header; the worker thread's log
- * trace id is set while the handler runs.
+ * over the cap is refused right after the headers, without reading the body; a chunked body
+ * is buffered up to the cap, then refused), request headers over 64 KiB in total 431, handler
+ * failures as the handler says. Not JSON: a request h2o cannot parse at all (broken request
+ * line, more than 100 headers, ~400 KB of headers) gets h2o 2.2.5's plain-text 400 and the
+ * connection is closed; lib/http1.c writes that static response straight to the socket before
+ * any request object exists, so no filter of ours can see it. A client that has not sent a
+ * whole request within 10 s of its first byte (h2o's request timeout) is disconnected without
+ * a response. Every request is logged as one JSON line (an error answer with its message in
+ * "error") with the trace id of its `traceparent` header; the worker thread's log trace id is
+ * set while the handler runs.
  *
  * Shutdown: SIGTERM or SIGINT stops accepting (the listener closes), requests in flight and
  * queued finish, idle keep-alive connections are closed, /readyz turns 503, then bp_http_serve
