@@ -28,6 +28,12 @@ typedef struct st_model_t {
     uint64_t n;    /* errors learnt */
 } model_t;
 
+/* A decaying histogram of surprises (bins in surprise_bin()). */
+typedef struct st_hist_t {
+    double bin[SURPRISE_BINS];
+    double total, weight; /* sum of bins; weight of the next point (grows: decay) */
+} hist_t;
+
 /* A seasonal profile: offset from the level per slot, and how often the slot was seen. */
 typedef struct st_profile_t {
     int64_t period, slot_seconds;
@@ -45,14 +51,20 @@ struct st_bp_detector_t {
     bool counts; /* every value so far a non-negative integer */
     model_t m[M_COUNT];
     profile_t day, week;
-    /* How surprising this series usually is: a decaying histogram of past surprises, so
-     * a point is scored by how rare its surprise is for this series (heavy-tailed series
-     * have frequent big errors, which then score low); bins in surprise_bin(). */
-    double hist[SURPRISE_BINS];
-    double hist_total, hist_weight; /* sum of bins; weight of the next point (grows: decay) */
+    /* How surprising this series usually is, per forecaster: a decaying histogram of its
+     * past surprises, so a point is scored by how rare its surprise is for this series under
+     * the forecaster that decides (heavy-tailed series have frequent big errors, which then
+     * score low). A seasonal forecaster's surprises are learnt only from mature profile
+     * slots: its clumsy first visits would otherwise make real anomalies look usual. */
+    hist_t hist[M_COUNT];
     int64_t damp_until;
     double damp_peak;
     bool damping;
+    /* Density channel: a short average of capped surprises against the long-run mean and
+     * variance of that average, for a burst of moderately surprising points (a change of
+     * spike rate, of noise) that no single point shows. */
+    double dens_short, dens_mean, dens_var;
+    uint64_t dens_n;
     double day_value[DAY_SLOTS_MAX];
     double week_value[WEEK_SLOTS_MAX];
     uint8_t day_seen[DAY_SLOTS_MAX];
@@ -72,7 +84,6 @@ bp_detector_params_t bp_detector_params_default(void)
         .run_alpha = 0.25,
         .surprise_alpha = 0.003,
         .surprise_prior = 20,
-        .surprise_cap = 16,
         .seasonal_margin = 0.1,
         .select_alpha = 0.002,
         .slot_boot = 3,
@@ -80,8 +91,12 @@ bp_detector_params_t bp_detector_params_default(void)
         .alert_score = 0.15,
         .damp_seconds = 24 * 3600,
         .damp_factor = 0,
+        .damp_beat = 2,
         .count_floor = 0.5,
         .band_z = 4.0,
+        .dens_alpha = 0.05,
+        .dens_long_alpha = 0.002,
+        .dens_cap = 3.0,
     };
 }
 
@@ -96,7 +111,8 @@ bp_detector_t *bp_detector_new(const bp_detector_params_t *p)
     if (params.learning_points < 2 || !alpha_ok(params.level_alpha) || !alpha_ok(params.fast_alpha) ||
         !alpha_ok(params.season_gamma) || !alpha_ok(params.spread_alpha) || !alpha_ok(params.run_alpha) ||
         !alpha_ok(params.select_alpha) || !(params.surprise_alpha > 0 && params.surprise_alpha < 1) ||
-        !(params.surprise_prior > 0) || !(params.surprise_cap > 0) || params.slot_boot < 1 ||
+        !(params.surprise_prior > 0) || params.slot_boot < 1 || !alpha_ok(params.dens_alpha) ||
+        !alpha_ok(params.dens_long_alpha) || !(params.dens_cap > 0) || !(params.damp_beat >= 1) ||
         !(params.sustain > 0) || !(params.clip > 0) || !(params.score_bits > 0) ||
         !(params.alert_score > 0) || !(params.damp_factor >= 0 && params.damp_factor <= 1) ||
         params.damp_seconds < 0 || !(params.count_floor >= 0) || !(params.band_z > 0))
@@ -106,7 +122,8 @@ bp_detector_t *bp_detector_new(const bp_detector_params_t *p)
         return NULL;
     d->p = params;
     d->counts = true;
-    d->hist_weight = 1;
+    for (int i = 0; i < M_COUNT; i++)
+        d->hist[i].weight = 1;
     d->day.value = d->day_value;
     d->day.seen = d->day_seen;
     d->week.value = d->week_value;
@@ -185,41 +202,50 @@ static double surprise_bin(double u)
     return pos < SURPRISE_BINS - 1 ? pos : SURPRISE_BINS - 1;
 }
 
-/* -log10 of the probability of a surprise of at least u for this series: the histogram's
- * tail, plus a prior of surprise_prior points drawn from the ideal model (where a surprise
- * of u decades has probability 10^-u) that extrapolates beyond what was seen. */
-static double rarity(const bp_detector_t *d, double u)
+/* -log10 of the probability of a surprise of at least u in histogram h: its tail, plus a
+ * prior of surprise_prior points drawn from the ideal model (where a surprise of u decades
+ * has probability 10^-u) that extrapolates beyond what was seen. */
+static double rarity(const bp_detector_t *d, const hist_t *h, double u)
 {
     double pos = surprise_bin(u);
     int b = (int)pos;
     double above = 0;
-    if (u >= d->p.surprise_cap)
-        b = SURPRISE_BINS; /* beyond the cap nothing in the history makes it usual */
     for (int i = b + 1; i < SURPRISE_BINS; i++)
-        above += d->hist[i];
+        above += h->bin[i];
     if (b < SURPRISE_BINS - 1)
-        above += d->hist[b] * ((b + 1) - pos); /* the part of u's bin above it */
+        above += h->bin[b] * ((b + 1) - pos); /* the part of u's bin above it */
     else if (b == SURPRISE_BINS - 1)
-        above += d->hist[b]; /* the last bin: everything that big counts as at least u */
+        above += h->bin[b]; /* the last bin: everything that big counts as at least u */
     double n0 = d->p.surprise_prior;
-    double total = d->hist_total / d->hist_weight;
-    double pr = (above / d->hist_weight + n0 * pow(10, -u)) / (total + n0);
+    double total = h->total / h->weight;
+    double pr = (above / h->weight + n0 * pow(10, -u)) / (total + n0);
     return -log10(pr);
 }
 
-static void learn_surprise(bp_detector_t *d, double u)
+static void hist_learn(hist_t *h, double u, double alpha)
 {
     int b = (int)surprise_bin(u);
-    d->hist[b] += d->hist_weight;
-    d->hist_total += d->hist_weight;
+    h->bin[b] += h->weight;
+    h->total += h->weight;
     /* Decay by weighting later points more; renormalise before overflow. */
-    d->hist_weight /= 1 - d->p.surprise_alpha;
-    if (d->hist_weight > 1e200) {
+    h->weight /= 1 - alpha;
+    if (h->weight > 1e200) {
         for (int i = 0; i < SURPRISE_BINS; i++)
-            d->hist[i] /= d->hist_weight;
-        d->hist_total /= d->hist_weight;
-        d->hist_weight = 1;
+            h->bin[i] /= h->weight;
+        h->total /= h->weight;
+        h->weight = 1;
     }
+}
+
+/* -log10 of the upper Gaussian tail beyond z (0 for z <= 0); the asymptotic form where erfc
+ * underflows. */
+static double gauss_tail_bits(double z)
+{
+    if (!(z > 0))
+        return 0;
+    if (z < 30)
+        return -log10(0.5 * erfc(z / M_SQRT2));
+    return z * z / 2 * LOG10E + log10(z * 2.5066282746310002); /* sqrt(2 pi) */
 }
 
 void bp_detector_update(bp_detector_t *d, int64_t ts, double value, bp_verdict_t *out)
@@ -279,20 +305,37 @@ void bp_detector_update(bp_detector_t *d, int64_t ts, double value, bp_verdict_t
 
     /* Surprise: one point against a Laplace tail (errors are heavy-tailed), and the short run
      * of errors (a level shift, an outage) against the Gaussian tail of its mean. */
-    double run = d->m[best].run + p->run_alpha * (clampd(z[best], -p->clip, p->clip) - d->m[best].run);
     double run_sd = sqrt(p->run_alpha / (2 - p->run_alpha));
-    double surprise = fmax(fabs(z[best]), fabs(run) / run_sd) * LOG10E;
-    if (!(surprise < SURPRISE_MAX)) /* also NaN, from absurd values (1e308 - -1e308) */
-        surprise = SURPRISE_MAX;
-    double bits = rarity(d, surprise);
+    double runs[M_COUNT], us[M_COUNT];
+    for (int i = 0; i < M_COUNT; i++) {
+        runs[i] = d->m[i].run + p->run_alpha * (clampd(z[i], -p->clip, p->clip) - d->m[i].run);
+        us[i] = fmax(fabs(z[i]), fabs(runs[i]) / run_sd) * LOG10E;
+        if (!(us[i] < SURPRISE_MAX)) /* also NaN, from absurd values (1e308 - -1e308) */
+            us[i] = SURPRISE_MAX;
+    }
+    double surprise = us[best];
+    /* How rare under the deciding forecaster's own surprises; while it has none yet (a
+     * seasonal profile chosen before any slot matured), the level forecaster's stand in. */
+    const hist_t *h = &d->hist[best];
+    if (h->total / h->weight < 0.5)
+        h = &d->hist[M_LEVEL];
+    double bits = rarity(d, h, surprise);
+    /* Density: the short average of capped surprises, as a Gaussian tail against its own
+     * long-run mean and variance (the evidence of many points, not of the latest one). */
+    double dens = d->dens_short + p->dens_alpha * (fmin(surprise, p->dens_cap) - d->dens_short);
+    if (d->dens_n > 0 && !out->learning) {
+        double zd = (dens - d->dens_mean) / (sqrt(d->dens_var) + 0.01 * p->dens_cap);
+        bits = fmax(bits, gauss_tail_bits(zd));
+    }
 
     if (!out->learning) {
         out->raw = clampd(bits / p->score_bits, 0, 1);
         out->score = out->raw;
         /* An alert damps the points after it for damp_seconds (not extended by them): a
-         * later point passes undamped only when it beats the alert's score. */
+         * later point passes undamped only when it scores damp_beat times the alert's score
+         * (a score creeping up through an episode is the same episode, not a new one). */
         bool damped = d->damping && ts <= d->damp_until;
-        if (damped && out->raw <= d->damp_peak)
+        if (damped && out->raw < d->damp_peak * p->damp_beat)
             out->score = out->raw * p->damp_factor;
         else if (out->raw >= p->alert_score) {
             d->damping = true;
@@ -309,7 +352,9 @@ void bp_detector_update(bp_detector_t *d, int64_t ts, double value, bp_verdict_t
         /* While learning nothing is clipped: there is no spread to trust yet. */
         double lim = out->learning ? INFINITY : p->clip * spread[i];
         double ec = clampd(e[i], -lim, lim);
-        double run_i = m->run + p->run_alpha * (clampd(z[i], -p->clip, p->clip) - m->run);
+        double run_i = runs[i];
+        if (!out->learning && (i == M_LEVEL || (usable[i] && prof[i]->seen[slot[i]] >= p->slot_boot)))
+            hist_learn(&d->hist[i], us[i], p->surprise_alpha);
         /* A sustained error (the short run agrees) is a level shift: learn it unclipped. */
         double el = fabs(run_i) >= p->sustain && run_i * e[i] > 0 ? e[i] : ec;
         m->cost += fmax(p->select_alpha, boot) * (log(spread[i]) + fmin(fabs(z[i]), 2 * p->clip) - m->cost);
@@ -337,8 +382,14 @@ void bp_detector_update(bp_detector_t *d, int64_t ts, double value, bp_verdict_t
         if (pr->seen[s] < 255)
             pr->seen[s]++;
     }
-    if (!out->learning)
-        learn_surprise(d, surprise);
+    d->dens_short = dens;
+    if (!out->learning) {
+        double la = fmax(p->dens_long_alpha, 1.0 / (double)(d->dens_n + 1));
+        double dd = d->dens_short - d->dens_mean;
+        d->dens_mean += la * dd;
+        d->dens_var = (1 - la) * (d->dens_var + la * dd * dd);
+        d->dens_n++;
+    }
     if (d->counts && !(value >= 0 && value == floor(value)))
         d->counts = false;
     learn_step(d, ts);

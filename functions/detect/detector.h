@@ -4,7 +4,7 @@
  *
  * Each point is scored against what the series' own history predicts, then learnt: one pass,
  * O(1) work per point, a fixed amount of memory per series whatever its length (one
- * allocation of about 22 KB, sized for a weekly profile at 5-minute resolution). The same
+ * allocation of about 23 KB, sized for a weekly profile at 5-minute resolution). The same
  * points in the same order give bit-identical verdicts, so the live path can replay a
  * series' stored history and then score the new points.
  *
@@ -16,12 +16,17 @@
  *    outage does not poison the baselines while a real level shift is taken in; the
  *    forecaster with the best recent error likelihood decides the expected value and band;
  *  - the error, in spreads, becomes a surprise (decades of improbability) over one point and
- *    over a short run of points (level shifts, drops to zero); the score is how rare that
- *    surprise is for this series (a decaying histogram of its past surprises), so a
- *    heavy-tailed series must do something unusual *for it* to alert;
- *  - once a point alerts, the points of the next damp_seconds score 0 unless they beat it:
- *    the score says "a new anomaly starts here" (what NAB rewards and an incident needs);
- *    verdict.raw keeps the undamped score; the band and expected value are not affected;
+ *    over a short run of points (level shifts, drops to zero); the point's evidence is how
+ *    rare that surprise is for this series under the deciding forecaster (a decaying
+ *    histogram of that forecaster's past surprises), so a heavy-tailed series must do
+ *    something unusual *for it* to alert;
+ *  - a second channel, density, weighs a short average of (capped) surprises against its
+ *    long-run mean and spread: a burst of moderately surprising points, a change of spike
+ *    rate or of noise, that no single point shows; the score is the stronger evidence;
+ *  - once a point alerts, the points of the next damp_seconds score 0 unless they score
+ *    damp_beat times as much: the score says "a new anomaly starts here" (what NAB rewards
+ *    and an incident needs); verdict.raw keeps the undamped score; the band and expected
+ *    value are not affected;
  *  - counts (every value so far a non-negative integer) get a Poisson floor on the spread,
  *    so 0 -> 1 wiggles of a low-volume series do not alert.
  *
@@ -52,16 +57,19 @@ typedef struct st_bp_detector_params_t {
     double run_alpha;       /* EWMA weight of the short run of errors (level shifts) */
     double surprise_alpha;  /* decay per point of the histogram of the series' surprises */
     double surprise_prior;  /* weight (points) of the ideal model's surprises in it */
-    double surprise_cap;    /* a surprise of this many decades (~ 2.3 x spreads) always alerts */
     double seasonal_margin; /* a seasonal forecaster decides only when its cost is lower by this */
     double select_alpha;    /* EWMA weight of the cost (error log-likelihood) that picks the forecaster */
     int slot_boot;          /* visits of a profile slot learnt as a plain mean, unclipped */
     double score_bits;      /* surprise (in -log10 p) that maps to score 1 */
     double alert_score;     /* a score at or above this is an alert and starts damping */
     int64_t damp_seconds;   /* how long later points of the same episode are damped */
-    double damp_factor;     /* damped score = score x damp_factor unless it beats the peak */
+    double damp_factor;     /* damped score = score x damp_factor, unless ... */
+    double damp_beat;       /* ... it is at least damp_beat x the alert's score (>= 1) */
     double count_floor;     /* Poisson floor for counts: spread >= count_floor x sqrt(mean + 1) */
     double band_z;          /* band half-width in spreads (mean absolute errors) */
+    double dens_alpha;      /* EWMA weight of the short average of capped surprises */
+    double dens_long_alpha; /* EWMA weight of the long-run mean/variance of that average */
+    double dens_cap;        /* surprises are capped at this many decades in the average */
 } bp_detector_params_t;
 
 /* The verdict on one point. method points to a static string: "learning", "level",

@@ -137,6 +137,68 @@ static void the_nightly_dip_of_a_seasonal_series_is_not_flagged_after_two_days(v
     bp_detector_free(d);
 }
 
+/* A series whose big spikes are part of its life (+100 on 50 +- 1, every 5 hours): once a
+ * few days have shown them, one more spike of the same kind is not news. */
+static void the_usual_spikes_of_a_spiky_series_stop_alerting(void)
+{
+    bp_detector_t *d = bp_detector_new(NULL);
+    uint32_t rng = 10;
+    bp_verdict_t v;
+    int late_alerts = 0;
+    for (int i = 0; i < 7 * DAY_POINTS; i++) {
+        bp_detector_update(d, at(i), 50 + noise(&rng) + (i % 60 == 30 ? 100 : 0), &v);
+        if (i >= 3 * DAY_POINTS && v.score >= alert_level())
+            late_alerts++;
+    }
+    CHECK_INT(late_alerts, 0);
+    bp_detector_free(d);
+}
+
+/* The same spikes, then a burst of them (every 3 points, 20 times their usual rate): no
+ * single spike is unusual, their rate is, and the density channel says so within the burst. */
+static void a_burst_of_usual_spikes_is_caught(void)
+{
+    bp_detector_t *d = bp_detector_new(NULL);
+    uint32_t rng = 11;
+    bp_verdict_t v;
+    int start = 7 * DAY_POINTS + 7;
+    for (int i = 0; i < start; i++)
+        bp_detector_update(d, at(i), 50 + noise(&rng) + (i % 60 == 30 ? 100 : 0), &v);
+    int caught_after = -1;
+    for (int i = start; i < start + 24; i++) {
+        bp_detector_update(d, at(i), 50 + noise(&rng) + ((i - start) % 3 == 0 ? 100 : 0), &v);
+        if (v.score >= alert_level() && caught_after < 0)
+            caught_after = i - start;
+    }
+    printf("# burst of spikes caught after %d points\n", caught_after);
+    CHECK(caught_after >= 0 && caught_after <= 12);
+    bp_detector_free(d);
+}
+
+/* After an alert, the next day's points are damped (one episode, one alert), even a somewhat
+ * stronger one (a score creeping up through an episode), unless one is at least damp_beat
+ * times as strong: a far bigger anomaly still gets through. */
+static void a_much_stronger_anomaly_passes_the_damping_of_a_weaker_one(void)
+{
+    bp_detector_t *d = bp_detector_new(NULL);
+    uint32_t rng = 12;
+    bp_verdict_t v;
+    int i = 0;
+    for (; i < 3 * DAY_POINTS; i++)
+        bp_detector_update(d, at(i), 50 + noise(&rng), &v);
+    bp_detector_update(d, at(i++), 58, &v);
+    double first = v.score;
+    printf("# first alert %.3f\n", first);
+    CHECK(first >= alert_level() && first < 0.5);
+    bp_detector_update(d, at(i++), 50 + noise(&rng), &v);
+    bp_detector_update(d, at(i++), 60, &v); /* a little stronger: still the same episode */
+    printf("# then %.3f raw, damped to %.3f\n", v.raw, v.score);
+    CHECK(v.score == 0 && v.raw > first);
+    bp_detector_update(d, at(i++), 5000, &v);
+    CHECK(v.score >= 2 * first);
+    bp_detector_free(d);
+}
+
 static void learning_is_reported_at_the_start(void)
 {
     bp_detector_params_t p = bp_detector_params_default();
@@ -248,6 +310,12 @@ static void out_of_range_params_are_refused(void)
     p = bp_detector_params_default();
     p.surprise_alpha = 1;
     CHECK(bp_detector_new(&p) == NULL);
+    p = bp_detector_params_default();
+    p.damp_beat = 0.5;
+    CHECK(bp_detector_new(&p) == NULL);
+    p = bp_detector_params_default();
+    p.dens_alpha = 0;
+    CHECK(bp_detector_new(&p) == NULL);
     bp_detector_free(NULL);
 }
 
@@ -259,6 +327,9 @@ int main(void)
     RUN(a_drop_to_zero_of_a_busy_series_is_caught_at_once);
     RUN(a_sustained_30_percent_drop_in_a_daily_series_is_caught_within_a_few_points);
     RUN(the_nightly_dip_of_a_seasonal_series_is_not_flagged_after_two_days);
+    RUN(the_usual_spikes_of_a_spiky_series_stop_alerting);
+    RUN(a_burst_of_usual_spikes_is_caught);
+    RUN(a_much_stronger_anomaly_passes_the_damping_of_a_weaker_one);
     RUN(learning_is_reported_at_the_start);
     RUN(bands_contain_typical_points);
     RUN(the_same_points_give_the_same_verdicts);
