@@ -137,8 +137,13 @@ static void the_nightly_dip_of_a_seasonal_series_is_not_flagged_after_two_days(v
     bp_detector_free(d);
 }
 
-/* A series whose big spikes are part of its life (+100 on 50 +- 1, every 5 hours): once a
- * few days have shown them, one more spike of the same kind is not news. */
+/* A series whose big spikes are part of its life: +100 on 50 +- 1 every `every` points. */
+static double spiky(int i, int every, uint32_t *rng)
+{
+    return 50 + noise(rng) + (i % every == every / 2 ? 100 : 0);
+}
+
+/* Spikes every 5 hours: once a few days have shown them, one more is not news. */
 static void the_usual_spikes_of_a_spiky_series_stop_alerting(void)
 {
     bp_detector_t *d = bp_detector_new(NULL);
@@ -146,9 +151,8 @@ static void the_usual_spikes_of_a_spiky_series_stop_alerting(void)
     bp_verdict_t v;
     int late_alerts = 0;
     for (int i = 0; i < 7 * DAY_POINTS; i++) {
-        bp_detector_update(d, at(i), 50 + noise(&rng) + (i % 60 == 30 ? 100 : 0), &v);
-        if (i >= 3 * DAY_POINTS && v.score >= alert_level())
-            late_alerts++;
+        bp_detector_update(d, at(i), spiky(i, 60, &rng), &v);
+        late_alerts += i >= 3 * DAY_POINTS && v.score >= alert_level();
     }
     CHECK_INT(late_alerts, 0);
     bp_detector_free(d);
@@ -163,11 +167,11 @@ static void a_burst_of_usual_spikes_is_caught(void)
     bp_verdict_t v;
     int start = 7 * DAY_POINTS + 7;
     for (int i = 0; i < start; i++)
-        bp_detector_update(d, at(i), 50 + noise(&rng) + (i % 60 == 30 ? 100 : 0), &v);
+        bp_detector_update(d, at(i), spiky(i, 60, &rng), &v);
     int caught_after = -1;
-    for (int i = start; i < start + 24; i++) {
-        bp_detector_update(d, at(i), 50 + noise(&rng) + ((i - start) % 3 == 0 ? 100 : 0), &v);
-        if (v.score >= alert_level() && caught_after < 0)
+    for (int i = start; i < start + 24 && caught_after < 0; i++) {
+        bp_detector_update(d, at(i), spiky(i - start + 1, 3, &rng), &v);
+        if (v.score >= alert_level())
             caught_after = i - start;
     }
     printf("# burst of spikes caught after %d points\n", caught_after);
