@@ -14,6 +14,10 @@
 #define STEP_SAMPLES 9
 #define LOG10E 0.43429448190325176
 #define SURPRISE_BINS 64
+#define SLOT_SPREAD_VISITS 2
+/* A surprise up to this factor above one in the history counts as seen: the largest of a
+ * series' usual spikes is otherwise "unseen" every time it grows a little. */
+#define SURPRISE_SLACK 1.1
 #define SURPRISE_MAX 300.0 /* decades: pow(10, -u) stays a normal double */
 
 enum { M_LEVEL, M_DAY, M_WEEK, M_COUNT };
@@ -40,6 +44,7 @@ typedef struct st_profile_t {
     int slots;     /* 0: not configured (step not known yet, or too coarse) */
     double *value; /* typical value of the slot, before the model's level */
     uint8_t *seen; /* saturates at 255 */
+    float *spread; /* typical absolute error in the slot (see slot_spread()) */
 } profile_t;
 
 struct st_bp_detector_t {
@@ -69,6 +74,8 @@ struct st_bp_detector_t {
     double week_value[WEEK_SLOTS_MAX];
     uint8_t day_seen[DAY_SLOTS_MAX];
     uint8_t week_seen[WEEK_SLOTS_MAX];
+    float day_spread[DAY_SLOTS_MAX];
+    float week_spread[WEEK_SLOTS_MAX];
 };
 
 bp_detector_params_t bp_detector_params_default(void)
@@ -88,7 +95,7 @@ bp_detector_params_t bp_detector_params_default(void)
         .select_alpha = 0.002,
         .slot_boot = 3,
         .score_bits = 30.0,
-        .alert_score = 0.15,
+        .alert_score = 0.12,
         .damp_seconds = 24 * 3600,
         .damp_factor = 0,
         .damp_beat = 2,
@@ -128,6 +135,8 @@ bp_detector_t *bp_detector_new(const bp_detector_params_t *p)
     d->day.seen = d->day_seen;
     d->week.value = d->week_value;
     d->week.seen = d->week_seen;
+    d->day.spread = d->day_spread;
+    d->week.spread = d->week_spread;
     return d;
 }
 
@@ -194,6 +203,17 @@ static int slot_of(const profile_t *pr, int64_t ts)
     return s < pr->slots ? s : pr->slots - 1;
 }
 
+/* The spread of a seasonal forecaster in slot s: errors scale with the slot (a busy afternoon
+ * is noisier than the night), so after SLOT_SPREAD_VISITS visits the slot's own error scale
+ * counts, as the geometric mean with the forecaster's overall spread (a few visits make a
+ * noisy estimate: half the weight goes to the steadier overall figure). */
+static double slot_spread(const profile_t *pr, int s, double overall)
+{
+    if (pr->seen[s] < SLOT_SPREAD_VISITS)
+        return overall;
+    return sqrt(overall * (double)pr->spread[s]);
+}
+
 /* Histogram position of a surprise u >= 0: quarter decades up to 8, then 8 bins per
  * doubling up to 128 (the last bin holds everything above). */
 static double surprise_bin(double u)
@@ -207,7 +227,7 @@ static double surprise_bin(double u)
  * has probability 10^-u) that extrapolates beyond what was seen. */
 static double rarity(const bp_detector_t *d, const hist_t *h, double u)
 {
-    double pos = surprise_bin(u);
+    double pos = surprise_bin(u / SURPRISE_SLACK);
     int b = (int)pos;
     double above = 0;
     for (int i = b + 1; i < SURPRISE_BINS; i++)
@@ -283,7 +303,9 @@ void bp_detector_update(bp_detector_t *d, int64_t ts, double value, bp_verdict_t
         floor_abs = fmax(floor_abs, p->count_floor * sqrt(fmax(expected, 0) + 1));
     double spread[M_COUNT];
     for (int i = 0; i < M_COUNT; i++)
-        spread[i] = fmax(d->m[i].spread, floor_abs);
+        spread[i] =
+            fmax(i == M_LEVEL || !usable[i] ? d->m[i].spread : slot_spread(prof[i], slot[i], d->m[i].spread),
+                 floor_abs);
 
     out->expected = expected;
     out->lower = expected - p->band_z * spread[best];
@@ -379,6 +401,12 @@ void bp_detector_update(bp_detector_t *d, int64_t ts, double value, bp_verdict_t
             pr->value[s] += p->season_gamma * (m->level + el);
             m->level += p->level_alpha * el;
         }
+        /* The slot's own error scale, from the clipped error: the first visit starts it no
+         * smaller than the forecaster's spread, so one lucky visit cannot make it tight. */
+        if (pr->seen[s] == 0)
+            pr->spread[s] = (float)fmax(fabs(ec), m->spread);
+        else
+            pr->spread[s] += (float)(p->season_gamma * (fabs(ec) - pr->spread[s]));
         if (pr->seen[s] < 255)
             pr->seen[s]++;
     }

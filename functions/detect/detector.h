@@ -4,7 +4,7 @@
  *
  * Each point is scored against what the series' own history predicts, then learnt: one pass,
  * O(1) work per point, a fixed amount of memory per series whatever its length (one
- * allocation of about 23 KB, sized for a weekly profile at 5-minute resolution). The same
+ * allocation of about 32 KB, sized for a weekly profile at 5-minute resolution). The same
  * points in the same order give bit-identical verdicts, so the live path can replay a
  * series' stored history and then score the new points.
  *
@@ -15,6 +15,7 @@
  *    fine. Learning clips errors to a few spreads unless they persist, so a spike or an
  *    outage does not poison the baselines while a real level shift is taken in; the
  *    forecaster with the best recent error likelihood decides the expected value and band;
+ *    a profile's spread also follows its slot (a busy afternoon is noisier than the night);
  *  - the error, in spreads, becomes a surprise (decades of improbability) over one point and
  *    over a short run of points (level shifts, drops to zero); the point's evidence is how
  *    rare that surprise is for this series under the deciding forecaster (a decaying

@@ -137,6 +137,31 @@ static void the_nightly_dip_of_a_seasonal_series_is_not_flagged_after_two_days(v
     bp_detector_free(d);
 }
 
+/* Noise scales with the rhythm (5% of 100 at night, of 1000 in the afternoon): the band is
+ * narrower at night than in the afternoon, and a night point 60% above its usual value, far
+ * outside the night's noise though inside the afternoon's, is caught. */
+static void a_night_time_jump_within_the_day_time_noise_is_caught(void)
+{
+    bp_detector_t *d = bp_detector_new(NULL);
+    uint32_t rng = 13;
+    bp_verdict_t v;
+    int night = 7 * DAY_POINTS + 3 * 12; /* day 8, 03:00 */
+    double afternoon_width = 0;
+    for (int i = 0; i < night; i++) {
+        bp_detector_update(d, at(i), daily(at(i)) * (1 + 0.05 * noise(&rng)), &v);
+        if (i == night - 12 * 12) /* 15:00 the day before */
+            afternoon_width = v.upper - v.lower;
+    }
+    double x = daily(at(night)) * 1.6;
+    bp_detector_update(d, at(night), x, &v);
+    printf("# night +60%%: %.0f vs %.0f expected, band %.0f-%.0f (afternoon width %.0f), score %.3f\n", x,
+           v.expected, v.lower, v.upper, afternoon_width, v.score);
+    CHECK(v.upper - v.lower < afternoon_width / 2);
+    CHECK(v.upper < x);
+    CHECK(v.score >= alert_level());
+    bp_detector_free(d);
+}
+
 /* A series whose big spikes are part of its life: +100 on 50 +- 1 every `every` points. */
 static double spiky(int i, int every, uint32_t *rng)
 {
@@ -331,6 +356,7 @@ int main(void)
     RUN(a_drop_to_zero_of_a_busy_series_is_caught_at_once);
     RUN(a_sustained_30_percent_drop_in_a_daily_series_is_caught_within_a_few_points);
     RUN(the_nightly_dip_of_a_seasonal_series_is_not_flagged_after_two_days);
+    RUN(a_night_time_jump_within_the_day_time_noise_is_caught);
     RUN(the_usual_spikes_of_a_spiky_series_stop_alerting);
     RUN(a_burst_of_usual_spikes_is_caught);
     RUN(a_much_stronger_anomaly_passes_the_damping_of_a_weaker_one);
