@@ -30,6 +30,6 @@ int main(int argc, char **argv)
         return 2;
     }
     m.num_dimensions = (size_t)atoi(argv[2]);
-    printf("%s\n", bp_agg_sql_upsert()->sql);
+    printf("%s\n", bp_agg_sql_upsert(&m)->sql);
     return 0;
 }

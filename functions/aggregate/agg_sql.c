@@ -1,118 +1,143 @@
 #include "agg_sql.h"
 
+#include <assert.h>
+#include <pthread.h>
+#include <stdio.h>
+
+#define SQL_MAX 6144
+
 /* A dimension's part of a series key: "name=value", the value escaped so that ',' and '='
  * inside payload values cannot make two different combinations print the same key. NULL when
- * the dimension name is NULL, which concat_ws skips. */
-#define DIM(d)                                                                                               \
-    d " || '=' || replace(replace(replace(coalesce(e.payload ->> " d ", '(none)'), '%', '%25'), ',', "       \
-      "'%2C'), '=', '%3D')"
+ * the dimension parameter is NULL, which concat_ws skips. */
+#define DIM(n)                                                                                               \
+    "$" #n "::text || '=' || replace(replace(replace(coalesce(e.payload ->> $" #n "::text, '(none)'), '%', " \
+    "'%25'), ',', '%2C'), '=', '%3D')"
 
 #define KEY(a, b, c, d) "concat_ws(',', " DIM(a) ", " DIM(b) ", " DIM(c) ", " DIM(d) ")"
 
+#define MATCH_A "(event_type = $7::text AND ($6::jsonb IS NULL OR payload @> $6::jsonb))"
+#define MATCH_B "(event_type = $9::text AND ($8::jsonb IS NULL OR payload @> $8::jsonb))"
 /* Numbers, and strings that are plainly numbers; anything else does not count toward a sum. */
-#define NUMVAL(f)                                                                                            \
-    "CASE jsonb_typeof(e.payload -> " f ") WHEN 'number' THEN (e.payload ->> " f ")::numeric"                \
-    " WHEN 'string' THEN CASE WHEN e.payload ->> " f " ~ "                                                   \
+#define NUMVAL                                                                                               \
+    "CASE jsonb_typeof(payload -> $10::text) WHEN 'number' THEN (payload ->> $10::text)::numeric"            \
+    " WHEN 'string' THEN CASE WHEN payload ->> $10::text ~ "                                                 \
     "'^\\s*[-+]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][-+]?[0-9]{1,3})?\\s*$'"                                    \
-    " THEN (e.payload ->> " f ")::numeric END END"
+    " THEN (payload ->> $10::text)::numeric END END"
 
-/* A metric's series key and summand, from its md row. */
-#define MKEY KEY("md.d1", "md.d2", "md.d3", "md.d4")
-#define MNUM NUMVAL("md.field")
+typedef struct {
+    const char *aggs;  /* agg columns: value, num, den, events */
+    const char *value; /* final float8 value from a.* */
+    const char *parts; /* final num, den columns */
+    const char *keep;  /* which result rows are stored */
+} kind_sql_t;
 
-static const char upsert_text[] =
-    "WITH md AS ("
-    " SELECT m.i::int AS i, m.name, m.kind, m.iv, m.t0, nullif(m.field, '') AS field,"
-    " nullif(m.d1, '') AS d1, nullif(m.d2, '') AS d2, nullif(m.d3, '') AS d3, nullif(m.d4, '') AS d4,"
-    " m.d1 <> '' AS dims, nullif(m.allowed, '')::text[] AS allowed, m.fill::text[] AS fill"
-    " FROM unnest($4::text[], $5::text[], $6::int[], $7::bigint[], $8::text[], $9::text[], $10::text[],"
-    " $11::text[], $12::text[], $13::text[], $14::text[])"
-    " WITH ORDINALITY AS m(name, kind, iv, t0, field, d1, d2, d3, d4, allowed, fill, i)"
-    "), part AS MATERIALIZED ("
-    " SELECT p.den, p.event_type, nullif(p.filter, '')::jsonb AS filter, md.*"
-    " FROM unnest($15::int[], $16::bool[], $17::text[], $18::text[]) AS p(i, den, event_type, filter)"
-    " JOIN md ON md.i = p.i"
-    /* One row per event and metric part it matches: business_events is read once for the
-     * whole group, however many metrics read the same event types. */
-    "), ev AS ("
-    " SELECT md.i, md.den, floor(date_part('epoch', e.event_timestamp) / md.iv)::bigint * md.iv AS ts,"
-    " CASE WHEN NOT md.dims THEN ''::text WHEN md.allowed IS NULL THEN " MKEY " WHEN " MKEY
-    " = ANY(md.allowed) THEN " MKEY " ELSE 'other' END AS series,"
-    " CASE WHEN md.kind = 'sum' THEN " MNUM " END AS x,"
-    " CASE WHEN md.kind = 'distinct' THEN e.payload ->> md.field END AS dv"
-    " FROM business_events e"
-    /* a CASE, not an OR: the planner's guess for `filter IS NULL OR payload @> filter` is a
-     * thousandth of the rows, which makes it sort what it should hash */
-    " JOIN part md ON md.event_type = e.event_type"
-    " AND CASE WHEN md.filter IS NULL THEN true ELSE coalesce(e.payload @> md.filter, false) END"
-    " WHERE e.event_type = ANY($1::text[])"
+/* Zero-fill the total, the series seen lately, and every series seen anywhere in this window
+ * (so a series is dense from the first window it appears in). */
+#define SERIES_DIMS "SELECT ''::text AS series UNION SELECT unnest($16::text[]) UNION SELECT series FROM agg"
+#define SERIES_TOTAL "SELECT ''::text AS series"
+/* A dimension series of a ratio with neither part says nothing: not stored (a third of the rows
+ * of a typical ratio with two dimensions); its total still is. */
+#define KEEP_RATIO "(series = '' OR num > 0 OR den > 0)"
+
+static const kind_sql_t kinds[] = {
+    [BP_KIND_COUNT] = {"count(*) FILTER (WHERE " MATCH_A
+                       ") AS value, NULL::bigint AS num, NULL::bigint AS den,"
+                       " count(*) FILTER (WHERE " MATCH_A ") AS events",
+                       "coalesce(a.value, 0)::float8", "NULL::float8 AS num, NULL::float8 AS den", "true"},
+    [BP_KIND_SUM] = {"sum(" NUMVAL ") FILTER (WHERE " MATCH_A
+                     ") AS value, NULL::bigint AS num, NULL::bigint AS den,"
+                     " count(*) FILTER (WHERE " MATCH_A ") AS events",
+                     /* beyond float8's range the interval has no usable value */
+                     "CASE WHEN abs(coalesce(a.value, 0)) < 1e300 THEN coalesce(a.value, 0)::float8 END",
+                     "NULL::float8 AS num, NULL::float8 AS den", "true"},
+    [BP_KIND_RATIO] = {"NULL::numeric AS value, count(*) FILTER (WHERE " MATCH_A ") AS num,"
+                       " count(*) FILTER (WHERE " MATCH_B ") AS den, count(*) FILTER (WHERE " MATCH_B
+                       ") AS events",
+                       "CASE WHEN coalesce(a.den, 0) > 0 THEN a.num::float8 / a.den END",
+                       "coalesce(a.num, 0)::float8 AS num, coalesce(a.den, 0)::float8 AS den", KEEP_RATIO},
+    [BP_KIND_DISTINCT] = {"count(DISTINCT payload ->> $10::text) FILTER (WHERE " MATCH_A ") AS value,"
+                          " NULL::bigint AS num, NULL::bigint AS den, count(*) FILTER (WHERE " MATCH_A
+                          ") AS events",
+                          "coalesce(a.value, 0)::float8", "NULL::float8 AS num, NULL::float8 AS den", "true"},
+};
+
+static const char upsert_fmt[] =
+    "WITH ev AS ("
+    " SELECT to_timestamp(floor(date_part('epoch', e.event_timestamp) / $4::int) * $4::int) AS ts,"
+    " %s AS series, e.event_type, e.payload"
+    " FROM business_events e%s"
+    " WHERE e.event_type = ANY($5::text[])"
     " AND e.event_timestamp >= to_timestamp($2::bigint) AND e.event_timestamp < to_timestamp($3::bigint)"
-    " AND e.event_timestamp >= to_timestamp(md.t0)"
-    /* Distinct values are counted in two steps (group by value, then count the groups) so that
-     * every step is a plain hash aggregate: count(DISTINCT) would sort the whole batch. */
-    "), l1 AS ("
-    " SELECT i, ts, series, dv, count(*) FILTER (WHERE NOT den) AS na, count(*) FILTER (WHERE den) AS nb,"
-    " sum(x) AS sx FROM ev GROUP BY i, ts, series, dv"
-    /* a dimension metric's total, over all its series (distinct values once) */
-    "), tot AS ("
-    " SELECT i, ts, dv, sum(na) AS na, sum(nb) AS nb, sum(sx) AS sx FROM l1 WHERE series <> ''"
-    " GROUP BY i, ts, dv"
     "), agg AS ("
-    " SELECT i, ts, series, sum(na) AS na, sum(nb) AS nb, sum(sx) AS sx, count(dv) AS nd"
-    " FROM l1 GROUP BY i, ts, series"
-    " UNION ALL SELECT i, ts, ''::text, sum(na), sum(nb), sum(sx), count(dv) FROM tot GROUP BY i, ts"
-    "), ser AS ("
-    " SELECT i, ''::text AS series FROM md"
-    " UNION SELECT md.i, f.series FROM md CROSS JOIN LATERAL unnest(md.fill) AS f(series) WHERE md.dims"
-    " UNION SELECT i, series FROM agg"
+    " SELECT ts, %s AS series, %s FROM ev GROUP BY %s"
     "), grid AS ("
     /* over bigint, not timestamptz: the planner then knows the row count, and does not
      * JIT-compile a tick because it guessed a thousand times too many rows */
-    " SELECT s.i, g AS ts, s.series FROM ser s JOIN md ON md.i = s.i"
-    " CROSS JOIN LATERAL generate_series(md.t0, $3::bigint - md.iv, md.iv::bigint) AS g"
+    " SELECT to_timestamp(g) AS ts, s.series"
+    " FROM generate_series($2::bigint, $3::bigint - $4::int, $4::int) AS g CROSS JOIN (%s) AS s"
     "), res AS ("
-    " SELECT coalesce(a.i, g.i) AS i, coalesce(a.ts, g.ts) AS ts, coalesce(a.series, g.series) AS series,"
-    " coalesce(a.na, 0) AS na, coalesce(a.nb, 0) AS nb, coalesce(a.sx, 0) AS sx, coalesce(a.nd, 0) AS nd"
-    " FROM grid g FULL JOIN agg a ON a.i = g.i AND a.ts = g.ts AND a.series = g.series"
+    " SELECT coalesce(a.ts, g.ts) AS ts, coalesce(a.series, g.series) AS series, %s AS value, %s,"
+    " coalesce(a.events, 0) AS events"
+    " FROM grid g FULL JOIN agg a ON a.ts = g.ts AND a.series = g.series"
     ")"
-    " INSERT INTO aggregated_metrics AS m (metric_name, series, metric_timestamp, metric_value, numerator,"
-    " denominator, events)"
-    " SELECT md.name, r.series, to_timestamp(r.ts),"
-    " CASE md.kind WHEN 'count' THEN r.na::float8"
-    /* beyond float8's range the interval has no usable value */
-    " WHEN 'sum' THEN CASE WHEN abs(r.sx) < 1e300 THEN r.sx::float8 END"
-    " WHEN 'ratio' THEN CASE WHEN r.nb > 0 THEN r.na::float8 / r.nb END"
-    " ELSE r.nd::float8 END,"
-    " CASE WHEN md.kind = 'ratio' THEN r.na::float8 END, CASE WHEN md.kind = 'ratio' THEN r.nb::float8 END,"
-    " CASE WHEN md.kind = 'ratio' THEN r.nb ELSE r.na END"
-    " FROM res r JOIN md ON md.i = r.i"
-    /* A dimension series of a ratio with neither part says nothing: not stored (a third of the
-     * rows of a typical ratio with two dimensions); its total still is. */
-    " WHERE md.kind <> 'ratio' OR r.series = '' OR r.na > 0 OR r.nb > 0"
+    " INSERT INTO aggregated_metrics AS m (metric_name, series, metric_timestamp, metric_value, numerator, "
+    "denominator, events)"
+    " SELECT $1, series, ts, value, num, den, events FROM res"
+    /* every parameter is referenced with its type in every variant, so all variants prepare */
+    " WHERE num_nonnulls($6::jsonb, $7::text, $8::jsonb, $9::text, $10::text, $11::text, $12::text, "
+    "$13::text, $14::text, $15::text[], $16::text[]) >= 0 AND %s"
     " ON CONFLICT (metric_name, series, metric_timestamp) DO UPDATE"
     " SET metric_value = EXCLUDED.metric_value, numerator = EXCLUDED.numerator,"
     " denominator = EXCLUDED.denominator, events = EXCLUDED.events, updated_at = now()"
-    /* a steady tick re-reads the lateness window: unchanged rows are not rewritten (no WAL) */
     " WHERE (m.metric_value, m.numerator, m.denominator, m.events)"
     " IS DISTINCT FROM (EXCLUDED.metric_value, EXCLUDED.numerator, EXCLUDED.denominator, EXCLUDED.events)"
-    " RETURNING array_position($4::text[], m.metric_name::text) AS i,"
-    " extract(epoch FROM m.metric_timestamp)::bigint AS ts, m.series, m.metric_value, m.events";
+    " RETURNING extract(epoch FROM metric_timestamp)::bigint AS ts, series, metric_value, events";
 
-static const bp_db_stmt_t upsert_stmt = {"bp_agg_upsert_group", upsert_text, BP_AGG_UPSERT_NPARAMS};
+#define FOLDED_KEY "CASE WHEN $15::text[] IS NULL OR k.key = ANY($15::text[]) THEN k.key ELSE 'other' END"
 
-#define PRESCAN_KEY KEY("$4::text", "$5::text", "$6::text", "$7::text")
+static char upsert_text[4][2][SQL_MAX];
+static char upsert_names[4][2][32];
+static bp_db_stmt_t upsert_stmts[4][2];
+static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static const char prescan_text[] =
-    "SELECT " PRESCAN_KEY " AS series, count(*) AS n FROM business_events e"
-    " WHERE e.event_type = ANY($1::text[])"
-    " AND e.event_timestamp >= to_timestamp($2::bigint) AND e.event_timestamp < to_timestamp($3::bigint)"
-    " GROUP BY 1 ORDER BY 2 DESC, 1";
+    "SELECT k.key AS series, count(*) AS n FROM business_events e"
+    " CROSS JOIN LATERAL (SELECT " KEY(4, 5, 6, 7) " AS key) AS k"
+                                                   " WHERE e.event_type = ANY($1::text[])"
+                                                   " AND e.event_timestamp >= to_timestamp($2::bigint) AND "
+                                                   "e.event_timestamp < to_timestamp($3::bigint)"
+                                                   " GROUP BY 1 ORDER BY 2 DESC, 1";
 
 static const bp_db_stmt_t prescan_stmt = {"bp_agg_prescan", prescan_text, 7};
 
-const bp_db_stmt_t *bp_agg_sql_upsert(void)
+/* The dimension key is computed once per event, in a lateral subquery. */
+#define LATERAL_KEY " CROSS JOIN LATERAL (SELECT " KEY(11, 12, 13, 14) " AS key) AS k"
+
+static void build(void)
 {
-    return &upsert_stmt;
+    static const char *const kind_names[] = {"count", "sum", "ratio", "distinct"};
+    for (int k = 0; k < 4; k++) {
+        for (int dims = 0; dims < 2; dims++) {
+            int n =
+                snprintf(upsert_text[k][dims], SQL_MAX, upsert_fmt, dims ? FOLDED_KEY : "''::text",
+                         dims ? LATERAL_KEY : "",
+                         dims ? "CASE WHEN grouping(series) = 1 THEN ''::text ELSE series END" : "''::text",
+                         kinds[k].aggs, dims ? "GROUPING SETS ((ts), (ts, series))" : "ts",
+                         dims ? SERIES_DIMS : SERIES_TOTAL, kinds[k].value, kinds[k].parts, kinds[k].keep);
+            assert(n < SQL_MAX && "SQL_MAX too small for the aggregation statement");
+            (void)n;
+            snprintf(upsert_names[k][dims], sizeof(upsert_names[k][dims]), "bp_agg_upsert_%s%s",
+                     kind_names[k], dims ? "_dims" : "");
+            upsert_stmts[k][dims] =
+                (bp_db_stmt_t){upsert_names[k][dims], upsert_text[k][dims], BP_AGG_UPSERT_NPARAMS};
+        }
+    }
+}
+
+const bp_db_stmt_t *bp_agg_sql_upsert(const bp_metric_t *m)
+{
+    pthread_once(&once, build);
+    return &upsert_stmts[m->kind][m->num_dimensions > 0];
 }
 
 const bp_db_stmt_t *bp_agg_sql_prescan(void)

@@ -16,7 +16,8 @@
 #include "series.h"
 #include "timefmt.h"
 
-#define REVISED_MAX 50 /* revised ranges listed in one event; beyond, the event says "truncated" */
+#define BATCH_WORK_MEM "128MB" /* for batches longer than an hour; see tick_round */
+#define REVISED_MAX 50         /* revised ranges listed in one event; beyond, the event says "truncated" */
 
 /* Two-key advisory locks: (namespace, metric), one try per metric of the tick, in one round
  * trip. Transaction-scoped, so a crash or a lost connection can never leave one held. */
@@ -265,16 +266,6 @@ static int choose_allowed(bp_db_t *db, const bp_metric_t *m, const bp_series_set
     return rc != 0 ? bp_err_set(err, rc, "too many series") : 0;
 }
 
-/* One metric of a group: its batch window and what the batch needs and produced. */
-typedef struct {
-    const bp_metric_t *m;
-    window_t *win;          /* from, to: the batch; results go here */
-    int64_t revised_before; /* intervals before this that change are revisions (the old watermark) */
-    bp_buf_t types, fill, allowed;
-    bp_series_set_t known;
-    char s_from[24];
-} member_t;
-
 static int append_ints(bp_buf_t *b, const int64_t *v, size_t n)
 {
     int rc = bp_buf_append(b, "{", 1);
@@ -283,241 +274,157 @@ static int append_ints(bp_buf_t *b, const int64_t *v, size_t n)
     return rc ? rc : bp_buf_append(b, "}", 1);
 }
 
-/* Everything the upsert needs to know of a dimension metric's series before it runs: the ones
- * to zero-fill, and, at the cap, the ones allowed through. */
-static int prepare_member(bp_db_t *db, member_t *mb, const bp_agg_options_t *o, const char *s_to,
-                          bp_err_t *err)
+static int cmp_str(const void *a, const void *b)
 {
-    const bp_metric_t *m = mb->m;
-    snprintf(mb->s_from, sizeof(mb->s_from), "%" PRId64, mb->win->from);
-    int rc = types_array(m, &mb->types);
-    if (rc != 0)
-        return bp_err_set(err, rc, "event types too long");
-    if (m->num_dimensions == 0)
-        return bp_buf_append(&mb->fill, "{}", 2) ? bp_err_set(err, BP_ENOMEM, "out of memory") : 0;
-    if ((rc = bp_series_load(db, m->name, &mb->known, err)) != 0)
-        return rc;
-    /* Zero-fill the series that had events recently; older ones have gone away. */
-    const char **recent = calloc(mb->known.n + 1, sizeof(char *));
-    size_t nr = 0;
-    if (recent == NULL)
-        return bp_err_set(err, BP_ENOMEM, "out of memory");
-    for (size_t i = 0; i < mb->known.n; i++)
-        if (mb->known.last_seen[i] >= mb->win->from - o->series_ttl_s)
-            recent[nr++] = mb->known.names[i];
-    rc = bp_db_append_text_array(&mb->fill, recent, nr);
-    free(recent);
-    if (rc != 0)
-        return bp_err_set(err, rc, "too many series");
-    if (mb->known.n >= (size_t)m->max_series) {
-        long folded = 0;
-        rc = choose_allowed(db, m, &mb->known, mb->types.base, mb->s_from, s_to, &mb->allowed, &folded, err);
-        mb->win->folded = folded;
-    }
-    return rc;
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The upsert's parameters for the group (agg_sql.h), into bufs[0..BP_AGG_UPSERT_NPARAMS). */
-static int group_params(const member_t *mbs, size_t n, int64_t scan_from, int64_t to, bp_buf_t *bufs,
-                        const char **p)
+/* How many distinct series the upsert returned that are not in known. Counting rows instead
+ * overestimates a day's batch by its 1440 intervals, and the redo with folding that follows
+ * costs a second upsert of the batch. 0 or BP_ENOMEM. */
+static int count_fresh(const PGresult *res, const bp_series_set_t *known, size_t *fresh)
 {
-    const char **txt = calloc(2 * n + 1, sizeof(char *));
-    int64_t *num = calloc(2 * n + 1, sizeof(int64_t));
-    int rc = txt == NULL || num == NULL ? BP_ENOMEM : 0;
-    /* $1: the union of the metrics' event types (duplicates do no harm to = ANY) */
-    rc = rc ? rc : bp_buf_append(&bufs[0], "{", 1);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        const bp_buf_t *t = &mbs[i].types; /* "{...}": its inside joins the union */
-        rc = bp_buf_appendf(&bufs[0], "%s%.*s", i ? "," : "", (int)(t->len - 2), t->base + 1);
+    int n = PQntuples(res), cs = PQfnumber(res, "series");
+    const char **names = malloc(((size_t)n + 1) * sizeof(char *));
+    if (names == NULL)
+        return BP_ENOMEM;
+    size_t nf = 0;
+    for (int i = 0; i < n; i++) {
+        const char *s = PQgetvalue(res, i, cs);
+        if (s[0] != '\0' && !bp_series_has(known, s))
+            names[nf++] = s;
     }
-    rc = rc ? rc : bp_buf_append(&bufs[0], "}", 1);
-    rc = rc ? rc : bp_buf_appendf(&bufs[1], "%" PRId64, scan_from);
-    rc = rc ? rc : bp_buf_appendf(&bufs[2], "%" PRId64, to);
-#define TEXT_COLUMN(k, expr)                                                                                 \
-    for (size_t i = 0; i < n; i++)                                                                           \
-        txt[i] = (expr);                                                                                     \
-    rc = rc ? rc : bp_db_append_text_array(&bufs[k], txt, n)
-#define INT_COLUMN(k, expr)                                                                                  \
-    for (size_t i = 0; i < n; i++)                                                                           \
-        num[i] = (expr);                                                                                     \
-    rc = rc ? rc : append_ints(&bufs[k], num, n)
-    TEXT_COLUMN(3, mbs[i].m->name);
-    TEXT_COLUMN(4, bp_config_kind_name(mbs[i].m->kind));
-    INT_COLUMN(5, mbs[i].m->interval_s);
-    INT_COLUMN(6, mbs[i].win->from);
-    TEXT_COLUMN(7, mbs[i].m->field ? mbs[i].m->field : "");
-    for (size_t d = 0; d < BP_CONFIG_MAX_DIMENSIONS; d++) {
-        TEXT_COLUMN(8 + d, d < mbs[i].m->num_dimensions ? mbs[i].m->dimensions[d] : "");
-    }
-    TEXT_COLUMN(12, mbs[i].allowed.base ? mbs[i].allowed.base : "");
-    TEXT_COLUMN(13, mbs[i].fill.base);
-    /* the metric parts: a ratio has two (numerator, denominator), every other kind one */
-    size_t np = 0;
-    for (size_t i = 0; i < n; i++) {
-        num[np++] = (int64_t)i + 1;
-        if (mbs[i].m->kind == BP_KIND_RATIO)
-            num[np++] = (int64_t)i + 1;
-    }
-    rc = rc ? rc : append_ints(&bufs[14], num, np);
-    rc = rc ? rc : bp_buf_append(&bufs[15], "{", 1);
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = bp_buf_appendf(&bufs[15], "%sf%s", i ? "," : "", mbs[i].m->kind == BP_KIND_RATIO ? ",t" : "");
-    rc = rc ? rc : bp_buf_append(&bufs[15], "}", 1);
-    for (int col = 0; col < 2; col++) {
-        np = 0;
-        for (size_t i = 0; i < n; i++) {
-            const bp_metric_t *m = mbs[i].m;
-            const bp_event_sel_t *a = m->kind == BP_KIND_RATIO ? &m->num : &m->sel;
-            txt[np++] = col == 0 ? a->event_type : (a->filter_json ? a->filter_json : "");
-            if (m->kind == BP_KIND_RATIO)
-                txt[np++] = col == 0 ? m->den.event_type : (m->den.filter_json ? m->den.filter_json : "");
-        }
-        rc = rc ? rc : bp_db_append_text_array(&bufs[16 + col], txt, np);
-    }
-#undef TEXT_COLUMN
-#undef INT_COLUMN
-    for (int k = 0; k < BP_AGG_UPSERT_NPARAMS; k++)
-        p[k] = bufs[k].base;
-    free(txt);
-    free(num);
-    return rc;
+    qsort(names, nf, sizeof(char *), cmp_str);
+    *fresh = 0;
+    for (size_t i = 0; i < nf; i++)
+        *fresh += i == 0 || strcmp(names[i], names[i - 1]) != 0;
+    free(names);
+    return 0;
 }
 
-/* Does a dimension metric, run without folding, bring more series than its cap has room for?
- * Counts its returned rows of series it did not know: rows, not series, so an overestimate,
- * which only costs a redo. */
-static bool over_cap(const member_t *mb, const PGresult *res, size_t idx)
-{
-    if (mb->m->num_dimensions == 0 || mb->allowed.base != NULL)
-        return false;
-    int ci = PQfnumber(res, "i"), cs = PQfnumber(res, "series");
-    size_t fresh = 0;
-    for (int r = 0; r < PQntuples(res); r++) {
-        const char *s = PQgetvalue(res, r, cs);
-        fresh += strtol(PQgetvalue(res, r, ci), NULL, 10) == (long)idx + 1 && s[0] != '\0' &&
-                 !bp_series_has(&mb->known, s);
-    }
-    return mb->known.n + fresh > (size_t)mb->m->max_series;
-}
-
-/* Recomputes the batch of every member (same end, possibly different starts) with one upsert,
- * inside the caller's transaction (which holds the members' locks): the cardinality cap, the
- * series registry, one event per metric that changed. */
-static int compute_group(bp_worker_t *w, member_t *mbs, size_t n, const bp_agg_options_t *o, bp_err_t *err)
+/* Recomputes [win->from, win->to) of m inside the caller's transaction (which holds the metric's
+ * lock): the upsert, the cardinality cap, the series registry, the event. */
+static int compute_window(bp_worker_t *w, const bp_metric_t *m, const bp_agg_options_t *o,
+                          int64_t revised_before, window_t *win, bp_err_t *err)
 {
     bp_db_t *db = w->db;
-    int64_t to = mbs[0].win->to, scan_from = mbs[0].win->from;
-    char s_to[24];
-    snprintf(s_to, sizeof(s_to), "%" PRId64, to);
-    bp_buf_t bufs[BP_AGG_UPSERT_NPARAMS];
-    for (int k = 0; k < BP_AGG_UPSERT_NPARAMS; k++)
-        bp_buf_init(&bufs[k], 256u << 20);
-    const char *p[BP_AGG_UPSERT_NPARAMS];
+    char s_from[24], s_to[24], s_iv[16];
+    snprintf(s_from, sizeof(s_from), "%" PRId64, win->from);
+    snprintf(s_to, sizeof(s_to), "%" PRId64, win->to);
+    snprintf(s_iv, sizeof(s_iv), "%d", m->interval_s);
+    bp_buf_t types, fill, allowed;
+    bp_buf_init(&types, 4096);
+    bp_buf_init(&fill, 64u << 20);
+    bp_buf_init(&allowed, 64u << 20);
+    bp_series_set_t known = {0};
     PGresult *res = NULL;
+    const char **seen = NULL;
+    size_t num_seen = 0;
     int *rows = NULL;
-    size_t *first = calloc(n + 2, sizeof(size_t));
-    int rc = first == NULL ? bp_err_set(err, BP_ENOMEM, "out of memory") : 0;
-    bool optimistic = false;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (mbs[i].win->from < scan_from)
-            scan_from = mbs[i].win->from;
-        rc = prepare_member(db, &mbs[i], o, s_to, err);
-        optimistic |= mbs[i].m->num_dimensions > 0 && mbs[i].allowed.base == NULL;
+    bool dims = m->num_dimensions > 0;
+    int rc = types_array(m, &types);
+    if (rc != 0) {
+        rc = bp_err_set(err, rc, "event types too long");
+        goto out;
     }
-    if (rc == 0 && (rc = group_params(mbs, n, scan_from, to, bufs, p)) != 0)
-        rc = bp_err_set(err, rc, "cannot build the aggregation parameters");
-    /* Optimistic: below the caps nothing is folded, in one pass. Only if this batch brings a
-     * metric more new series than its cap has room for is it redone with folding. */
-    if (rc == 0 && optimistic)
-        rc = bp_db_exec_static(db, "SAVEPOINT bp_agg_window", err);
-    if (rc == 0)
-        rc = bp_db_query(db, bp_agg_sql_upsert(), p, &res, err);
-    if (rc == 0 && optimistic) {
-        bool redo = false;
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-            if (!over_cap(&mbs[i], res, i))
-                continue;
-            long folded = 0;
-            redo = true;
-            rc = choose_allowed(db, mbs[i].m, &mbs[i].known, mbs[i].types.base, mbs[i].s_from, s_to,
-                                &mbs[i].allowed, &folded, err);
-            mbs[i].win->folded = folded;
+    if (dims) {
+        if ((rc = bp_series_load(db, m->name, &known, err)) != 0)
+            goto out;
+        /* Zero-fill the series that had events recently; older ones have gone away. */
+        const char **recent = calloc(known.n + 1, sizeof(char *));
+        size_t nr = 0;
+        if (recent == NULL) {
+            rc = bp_err_set(err, BP_ENOMEM, "out of memory");
+            goto out;
         }
-        if (rc == 0 && redo) {
+        for (size_t i = 0; i < known.n; i++)
+            if (known.last_seen[i] >= win->from - o->series_ttl_s)
+                recent[nr++] = known.names[i];
+        rc = bp_db_append_text_array(&fill, recent, nr);
+        free(recent);
+        if (rc == 0 && known.n >= (size_t)m->max_series) {
+            long folded = 0;
+            rc = choose_allowed(db, m, &known, types.base, s_from, s_to, &allowed, &folded, err);
+            win->folded = folded;
+        }
+    } else {
+        rc = bp_buf_append(&fill, "{}", 2);
+    }
+    if (rc != 0) {
+        if (err == NULL || err->code == BP_OK)
+            rc = bp_err_set(err, rc, "cannot prepare the window");
+        goto out;
+    }
+    const char *p[BP_AGG_UPSERT_NPARAMS] = {m->name,
+                                            s_from,
+                                            s_to,
+                                            s_iv,
+                                            types.base,
+                                            m->kind == BP_KIND_RATIO ? m->num.filter_json
+                                                                     : m->sel.filter_json,
+                                            m->kind == BP_KIND_RATIO ? m->num.event_type : m->sel.event_type,
+                                            m->den.filter_json,
+                                            m->den.event_type,
+                                            m->field,
+                                            NULL,
+                                            NULL,
+                                            NULL,
+                                            NULL,
+                                            allowed.base,
+                                            fill.base};
+    for (size_t i = 0; i < m->num_dimensions; i++)
+        p[10 + i] = m->dimensions[i];
+    /* Optimistic: below the cap nothing is folded, in one pass. Only if this window brings more
+     * new series than the cap has room for is it redone with folding. */
+    if (dims && allowed.base == NULL && (rc = bp_db_exec_static(db, "SAVEPOINT bp_agg_window", err)) != 0)
+        goto out;
+    if ((rc = bp_db_query(db, bp_agg_sql_upsert(m), p, &res, err)) != 0)
+        goto out;
+    if (dims && allowed.base == NULL) {
+        size_t fresh = 0;
+        if ((rc = count_fresh(res, &known, &fresh)) != 0) {
+            rc = bp_err_set(err, rc, "out of memory");
+            goto out;
+        }
+        if (known.n + fresh > (size_t)m->max_series) {
+            long folded = 0;
             PQclear(res);
             res = NULL;
-            for (int k = 0; k < BP_AGG_UPSERT_NPARAMS; k++)
-                bp_buf_reset(&bufs[k]);
-            if ((rc = bp_db_exec_static(db, "ROLLBACK TO SAVEPOINT bp_agg_window", err)) == 0 &&
-                (rc = group_params(mbs, n, scan_from, to, bufs, p)) != 0)
-                rc = bp_err_set(err, rc, "cannot build the aggregation parameters");
-            if (rc == 0)
-                rc = bp_db_query(db, bp_agg_sql_upsert(), p, &res, err);
+            if ((rc = bp_db_exec_static(db, "ROLLBACK TO SAVEPOINT bp_agg_window", err)) != 0 ||
+                (rc = choose_allowed(db, m, &known, types.base, s_from, s_to, &allowed, &folded, err)) != 0)
+                goto out;
+            win->folded = folded;
+            p[14] = allowed.base;
+            if ((rc = bp_db_query(db, bp_agg_sql_upsert(m), p, &res, err)) != 0)
+                goto out;
         }
     }
-    if (rc != 0)
-        goto out;
-    /* The returned rows, bucketed by metric (counting sort on the metric number). */
-    int nrows = PQntuples(res), ci = PQfnumber(res, "i");
+    win->intervals = (long)((win->to - win->from) / m->interval_s);
+    int nrows = PQntuples(res);
     rows = malloc(((size_t)nrows + 1) * sizeof(int));
     if (rows == NULL) {
         rc = bp_err_set(err, BP_ENOMEM, "out of memory");
         goto out;
     }
-    for (int r = 0; r < nrows; r++) {
-        long i = strtol(PQgetvalue(res, r, ci), NULL, 10);
-        assert(i >= 1 && (size_t)i <= n);
-        first[i + 1]++;
+    for (int i = 0; i < nrows; i++)
+        rows[i] = i;
+    if ((rc = digest(win, res, rows, (size_t)nrows, m->interval_s, revised_before, &seen, &num_seen)) != 0) {
+        rc = bp_err_set(err, rc, "cannot digest the window");
+        goto out;
     }
-    for (size_t i = 1; i <= n + 1; i++)
-        first[i] += first[i - 1];
-    for (int r = 0; r < nrows; r++) {
-        long i = strtol(PQgetvalue(res, r, ci), NULL, 10);
-        rows[first[i]++] = r;
-    }
-    /* each start has moved up to its metric's end, which is the next one's start: metric i
-     * (0-based) now spans first[i]..first[i + 1] */
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        member_t *mb = &mbs[i];
-        const char **seen = NULL;
-        size_t num_seen = 0;
-        mb->win->intervals = (long)((mb->win->to - mb->win->from) / mb->m->interval_s);
-        rc = digest(mb->win, res, rows + first[i], first[i + 1] - first[i], mb->m->interval_s,
-                    mb->revised_before, &seen, &num_seen);
-        if (rc != 0)
-            rc = bp_err_set(err, rc, "cannot digest the window");
-        if (rc == 0 && mb->m->num_dimensions > 0)
-            rc = bp_series_touch(db, mb->m->name, seen, num_seen, mb->win->to, err);
-        free(seen);
-        if (rc == 0 && mb->win->changed > 0)
-            rc = add_event(db, w->app->source, mb->m, mb->win, o->trigger, err);
-    }
+    if (dims && (rc = bp_series_touch(db, m->name, seen, num_seen, win->to, err)) != 0)
+        goto out;
+    if (win->changed > 0)
+        rc = add_event(db, w->app->source, m, win, o->trigger, err);
 out:
     free(rows);
-    free(first);
+    free(seen);
     PQclear(res);
-    for (int k = 0; k < BP_AGG_UPSERT_NPARAMS; k++)
-        bp_buf_free(&bufs[k]);
+    bp_series_clear(&known);
+    bp_buf_free(&types);
+    bp_buf_free(&fill);
+    bp_buf_free(&allowed);
     return rc;
-}
-
-static void member_init(member_t *mb, const bp_metric_t *m, window_t *win, int64_t revised_before)
-{
-    memset(mb, 0, sizeof(*mb));
-    mb->m = m;
-    mb->win = win;
-    mb->revised_before = revised_before;
-    bp_buf_init(&mb->types, 4096);
-    bp_buf_init(&mb->fill, 64u << 20);
-    bp_buf_init(&mb->allowed, 64u << 20);
-}
-
-static void member_free(member_t *mb)
-{
-    bp_buf_free(&mb->types);
-    bp_buf_free(&mb->fill);
-    bp_buf_free(&mb->allowed);
-    bp_series_clear(&mb->known);
 }
 
 typedef struct {
@@ -604,10 +511,9 @@ static int place(bp_db_t *db, track_t *t, const bp_agg_options_t *o, bp_err_t *e
     return rc;
 }
 
-/* One transaction of a tick, for every metric not done yet: lock them, read their watermarks,
- * then per interval length one upsert for all their batches (a batch ends at most
- * BP_AGG_BATCH_INTERVALS after the earliest start; a metric starting at or after that end
- * waits for a later round), then advance the watermarks. */
+/* One transaction of a tick, for every metric not done yet: try-lock them all and read their
+ * watermarks (one round trip each), recompute one batch (at most BP_AGG_BATCH_INTERVALS
+ * intervals) of every locked metric, advance their watermarks in one statement, commit once. */
 static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_options_t *o, bp_err_t *err)
 {
     bp_db_t *db = w->db;
@@ -615,15 +521,11 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
     size_t *act = calloc(n + 1, sizeof(size_t));
     const char **names = calloc(n + 1, sizeof(char *));
     int64_t *col = calloc(n + 1, sizeof(int64_t));
-    member_t *mbs = calloc(n + 1, sizeof(member_t));
-    size_t nm = 0;
     bp_buf_t lit, wm_names, wm_values;
     bp_buf_init(&lit, 1u << 20);
     bp_buf_init(&wm_names, 1u << 20);
     bp_buf_init(&wm_values, 1u << 20);
-    int rc = act == NULL || names == NULL || col == NULL || mbs == NULL
-                 ? bp_err_set(err, BP_ENOMEM, "out of memory")
-                 : 0;
+    int rc = act == NULL || names == NULL || col == NULL ? bp_err_set(err, BP_ENOMEM, "out of memory") : 0;
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (!ts[i].done) {
             act[na] = i;
@@ -654,40 +556,30 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
     }
     if (rc != 0)
         goto fail;
-    /* Groups: metrics of one interval length share their batch's end. */
+    /* A batch per metric, each its own statement (agg_sql.h); all in this transaction. */
+    bool big = false;
+    for (size_t k = 0; k < na; k++) {
+        track_t *t = &ts[act[k]];
+        if (!t->locked || t->win.from >= t->end)
+            continue;
+        int64_t iv = t->m->interval_s;
+        t->work = true;
+        t->win.to = t->end - t->win.from > BP_AGG_BATCH_INTERVALS * iv
+                        ? t->win.from + BP_AGG_BATCH_INTERVALS * iv
+                        : t->end;
+        t->win.done = t->win.to == t->end;
+        big |= t->win.to - t->win.from > 3600;
+        bp_buf_init(&t->win.revised, 16384);
+    }
+    /* A catch-up batch aggregates a day of events per metric (hundreds of thousands of rows at
+     * 10 M events a week): with the default work_mem (4 MB) its sorts (count(DISTINCT)) and
+     * hash tables spill to disk. SET LOCAL: the transaction's end restores it. */
+    if (big && (rc = bp_db_exec_static(db, "SET LOCAL work_mem = '" BATCH_WORK_MEM "'", err)) != 0)
+        goto fail;
     for (size_t k = 0; rc == 0 && k < na; k++) {
-        track_t *lead = &ts[act[k]];
-        if (!lead->locked || lead->work || lead->win.from >= lead->end)
-            continue;
-        int iv = lead->m->interval_s;
-        bool seen_before = false;
-        for (size_t j = 0; j < k; j++)
-            seen_before |= ts[act[j]].work && ts[act[j]].m->interval_s == iv; /* one batch a round */
-        if (seen_before)
-            continue;
-        int64_t start = lead->win.from;
-        for (size_t j = k; j < na; j++) {
-            track_t *t = &ts[act[j]];
-            if (t->locked && t->m->interval_s == iv && t->win.from < t->end && t->win.from < start)
-                start = t->win.from;
-        }
-        int64_t to = start + BP_AGG_BATCH_INTERVALS * (int64_t)iv;
-        if (to > lead->end)
-            to = lead->end;
-        nm = 0;
-        for (size_t j = k; j < na; j++) {
-            track_t *t = &ts[act[j]];
-            if (!t->locked || t->m->interval_s != iv || t->win.from >= to)
-                continue;
-            t->work = true;
-            t->win.to = to;
-            t->win.done = to == t->end;
-            bp_buf_init(&t->win.revised, 16384);
-            member_init(&mbs[nm++], t->m, &t->win, t->wm);
-        }
-        rc = compute_group(w, mbs, nm, o, err);
-        for (size_t j = 0; j < nm; j++)
-            member_free(&mbs[j]);
+        track_t *t = &ts[act[k]];
+        if (t->work)
+            rc = compute_window(w, t->m, o, t->wm, &t->win, err);
     }
     if (rc != 0)
         goto fail;
@@ -697,7 +589,7 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
     for (size_t k = 0; k < na; k++) {
         track_t *t = &ts[act[k]];
         int64_t to = t->work ? t->win.to : t->end;
-        if (!t->locked || !(t->work || t->win.from >= t->end) || (t->found && to <= t->wm))
+        if (!t->locked || (t->found && to <= t->wm))
             continue;
         names[nw] = t->m->name;
         col[nw++] = to > t->wm ? to : t->wm;
@@ -719,9 +611,7 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
         track_t *t = &ts[act[k]];
         if (!t->locked) {
             t->win.skipped = t->win.done = true;
-        } else if (!t->work) {
-            if (t->win.from < t->end)
-                continue; /* waits for a later round: its start is past this round's batch */
+        } else if (!t->work) { /* nothing to recompute */
             t->win.to = t->end;
             t->win.done = true;
         }
@@ -741,7 +631,6 @@ out:
     free(act);
     free(names);
     free(col);
-    free(mbs);
     return rc;
 }
 
@@ -831,8 +720,6 @@ int bp_agg_backfill(bp_worker_t *w, const bp_metric_t *m, int64_t from, int64_t 
                         .to = at + BP_AGG_BATCH_INTERVALS * iv < to ? at + BP_AGG_BATCH_INTERVALS * iv : to};
         bp_buf_init(&win.revised, 16384);
         int64_t got = 0;
-        member_t mb;
-        member_init(&mb, m, &win, INT64_MAX);
         rc = bp_db_begin(w->db, err);
         if (rc == 0)
             rc = query_per_metric(w->db, &lock_sql, lit.base, "got", &got, 1, err);
@@ -840,12 +727,11 @@ int bp_agg_backfill(bp_worker_t *w, const bp_metric_t *m, int64_t from, int64_t 
             rc = bp_err_set(err, BP_EBUSY,
                             "metric '%s' is being aggregated by another replica; retry shortly", m->name);
         if (rc == 0)
-            rc = compute_group(w, &mb, 1, opts, err);
+            rc = compute_window(w, m, opts, INT64_MAX, &win, err);
         if (rc == 0)
             rc = bp_db_commit(w->db, err);
         else
             bp_db_rollback(w->db);
-        member_free(&mb);
         win.done = win.to == to;
         if (rc == 0)
             add_up(&s, &win);
