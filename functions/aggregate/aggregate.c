@@ -1,6 +1,5 @@
 #include "aggregate.h"
 
-#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,12 +134,13 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Reads metric's share of the upsert's RETURNING rows (rows[0..n)): how many changed, from
- * when, which revised (older than the previous watermark), the content hash, and the dimension
- * series that had events (*seen points into res). */
-static int digest(window_t *win, const PGresult *res, const int *rows, size_t n, int64_t interval,
-                  int64_t revised_before, const char ***seen, size_t *num_seen)
+/* Reads the upsert's RETURNING rows: how many changed, from when, which revised (older than the
+ * previous watermark), the content hash, and the dimension series that had events (*seen points
+ * into res). */
+static int digest(window_t *win, const PGresult *res, int64_t interval, int64_t revised_before,
+                  const char ***seen, size_t *num_seen)
 {
+    size_t n = (size_t)PQntuples(res);
     int64_t *rev = malloc((n + 1) * sizeof(int64_t));
     *seen = calloc(n + 1, sizeof(char *));
     *num_seen = 0;
@@ -155,8 +155,7 @@ static int digest(window_t *win, const PGresult *res, const int *rows, size_t n,
     win->changed_from = win->to;
     /* a sum of per-row hashes: the same changes give the same id in whatever order they return */
     win->hash = 0;
-    for (size_t k = 0; k < n; k++) {
-        int i = rows[k];
+    for (int i = 0; i < (int)n; i++) {
         int64_t ts = strtoll(PQgetvalue(res, i, cts), NULL, 10);
         const char *series = PQgetvalue(res, i, cs);
         if (ts < win->changed_from)
@@ -320,7 +319,6 @@ static int compute_window(bp_worker_t *w, const bp_metric_t *m, const bp_agg_opt
     PGresult *res = NULL;
     const char **seen = NULL;
     size_t num_seen = 0;
-    int *rows = NULL;
     bool dims = m->num_dimensions > 0;
     int rc = types_array(m, &types);
     if (rc != 0) {
@@ -400,15 +398,7 @@ static int compute_window(bp_worker_t *w, const bp_metric_t *m, const bp_agg_opt
         }
     }
     win->intervals = (long)((win->to - win->from) / m->interval_s);
-    int nrows = PQntuples(res);
-    rows = malloc(((size_t)nrows + 1) * sizeof(int));
-    if (rows == NULL) {
-        rc = bp_err_set(err, BP_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (int i = 0; i < nrows; i++)
-        rows[i] = i;
-    if ((rc = digest(win, res, rows, (size_t)nrows, m->interval_s, revised_before, &seen, &num_seen)) != 0) {
+    if ((rc = digest(win, res, m->interval_s, revised_before, &seen, &num_seen)) != 0) {
         rc = bp_err_set(err, rc, "cannot digest the window");
         goto out;
     }
@@ -417,7 +407,6 @@ static int compute_window(bp_worker_t *w, const bp_metric_t *m, const bp_agg_opt
     if (win->changed > 0)
         rc = add_event(db, w->app->source, m, win, o->trigger, err);
 out:
-    free(rows);
     free(seen);
     PQclear(res);
     bp_series_clear(&known);
