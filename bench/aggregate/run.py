@@ -222,6 +222,12 @@ def measure_floor(args, res):
 # bizpulse
 
 
+def binary_of(args, variant):
+    """The bizpulse-aggregate a variant runs: 'baseline' is another build (--baseline), e.g. the
+    previous commit's, measured against the same data in the same run."""
+    return args.baseline if variant == "baseline" else args.binary
+
+
 def agg_env(args, metrics, variant):
     env = dict(os.environ)
     env.update(BIZPULSE_METRICS=os.path.join(HERE, metrics), BIZPULSE_AGG_LOOKBACK_S=str(8 * DAY),
@@ -269,7 +275,8 @@ def catchup(args, res, metrics, variant):
     psql("SELECT pg_stat_statements_reset()")
     start = lsn()
     t0 = time.perf_counter()
-    p = subprocess.run([args.binary, "tick"], env=agg_env(args, metrics, variant), capture_output=True, text=True)
+    p = subprocess.run([binary_of(args, variant), "tick"], env=agg_env(args, metrics, variant), capture_output=True,
+                       text=True)
     secs = time.perf_counter() - t0
     wal = wal_since(start)
     if p.returncode != 0:
@@ -300,7 +307,7 @@ class Server:
         self.env = agg_env(args, metrics, variant)
         self.env["PORT"] = "0"
         self.env["BIZPULSE_LOG_LEVEL"] = "info"
-        self.proc = subprocess.Popen([args.binary, "serve"], env=self.env, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([binary_of(args, variant), "serve"], env=self.env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         with open(os.path.join(piddir, "serve.pid"), "w") as f:
             f.write(str(self.proc.pid))
@@ -394,7 +401,7 @@ def steady(args, res, metrics, variant, mode, st, piddir):
             if server:
                 out = server.tick()
             else:
-                p = subprocess.run([args.binary, "tick"], env=env, capture_output=True, text=True)
+                p = subprocess.run([binary_of(args, variant), "tick"], env=env, capture_output=True, text=True)
                 if p.returncode != 0:
                     raise RuntimeError(f"tick failed: {p.stderr}")
                 out = json.loads(p.stdout)
@@ -716,7 +723,8 @@ def main():
     ap.add_argument("--original-budget", type=float, default=None,
                     help="seconds the original's one-day catch-up may run (default 30 s per M events, 20..120)")
     ap.add_argument("--variants", default="default,jit-off",
-                    help="bizpulse connection variants: default, jit-off (PGOPTIONS=-c jit=off)")
+                    help="bizpulse connection variants: default, jit-off (PGOPTIONS=-c jit=off), baseline (--baseline)")
+    ap.add_argument("--baseline", help="another bizpulse-aggregate binary, measured as the variant 'baseline'")
     ap.add_argument("--binary", required=True)
     ap.add_argument("--print-sql", required=True)
     ap.add_argument("--out", required=True)
@@ -724,6 +732,8 @@ def main():
     ap.add_argument("--machine", required=True, help="JSON with the machine description")
     args = ap.parse_args()
     args.variants = [v for v in args.variants.split(",") if v]
+    if args.baseline and "baseline" not in args.variants:
+        args.variants.append("baseline")
     if args.original_budget is None:
         args.original_budget = min(120, max(20, 30 * args.events / 1e6))
     OUT = args.out

@@ -11,7 +11,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-build=/tmp/bench-build
+# the checkout's own build (a shared /tmp directory would benchmark whichever checkout set it up)
+build=$root/build-bench
 settings=()
 pass=()
 while [ $# -gt 0 ]; do

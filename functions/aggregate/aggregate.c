@@ -15,17 +15,23 @@
 #include "series.h"
 #include "timefmt.h"
 
-#define REVISED_MAX 50 /* revised ranges listed in one event; beyond, the event says "truncated" */
+#define BATCH_WORK_MEM "128MB" /* for batches longer than an hour; see tick_round */
+#define REVISED_MAX 50         /* revised ranges listed in one event; beyond, the event says "truncated" */
 
-/* Two-key advisory lock: (namespace, metric). Transaction-scoped, so a crash or a lost
- * connection can never leave it held. */
+/* Two-key advisory locks: (namespace, metric), one try per metric of the tick, in one round
+ * trip. Transaction-scoped, so a crash or a lost connection can never leave one held. */
 static const bp_db_stmt_t lock_sql = {
-    "bp_agg_lock",
-    "SELECT pg_try_advisory_xact_lock(hashtext('bizpulse.aggregate'), hashtext($1))::int AS got", 1};
+    "bp_agg_lock_many",
+    "SELECT u.i, pg_try_advisory_xact_lock(hashtext('bizpulse.aggregate'), hashtext(u.n))::int AS got"
+    " FROM unnest($1::text[]) WITH ORDINALITY AS u(n, i) ORDER BY u.i",
+    1};
 
 static const bp_db_stmt_t watermark_sql = {
-    "bp_agg_watermark",
-    "SELECT extract(epoch FROM watermark)::bigint AS wm FROM metric_watermarks WHERE metric_name = $1", 1};
+    "bp_agg_watermarks",
+    "SELECT u.i, extract(epoch FROM w.watermark)::bigint AS wm"
+    " FROM unnest($1::text[]) WITH ORDINALITY AS u(n, i) LEFT JOIN metric_watermarks w ON w.metric_name = u.n"
+    " ORDER BY u.i",
+    1};
 
 static const bp_db_stmt_t first_event_sql = {
     "bp_agg_first_event",
@@ -33,9 +39,10 @@ static const bp_db_stmt_t first_event_sql = {
     " WHERE event_type = ANY($1::text[]) AND event_timestamp >= to_timestamp($2::bigint)",
     2};
 
-static const bp_db_stmt_t set_watermark_sql = {
-    "bp_agg_set_watermark",
-    "INSERT INTO metric_watermarks (metric_name, watermark) VALUES ($1, to_timestamp($2::bigint))"
+static const bp_db_stmt_t set_watermarks_sql = {
+    "bp_agg_set_watermarks",
+    "INSERT INTO metric_watermarks (metric_name, watermark)"
+    " SELECT u.n, to_timestamp(u.w) FROM unnest($1::text[], $2::bigint[]) AS u(n, w)"
     " ON CONFLICT (metric_name) DO UPDATE"
     "   SET watermark = greatest(metric_watermarks.watermark, EXCLUDED.watermark), updated_at = now()",
     2};
@@ -128,13 +135,15 @@ static int cmp_i64(const void *a, const void *b)
 }
 
 /* Reads the upsert's RETURNING rows: how many changed, from when, which revised (older than the
- * previous watermark), the content hash, and the dimension series that had events. */
-static int digest(window_t *win, PGresult *res, int64_t interval, int64_t revised_before, const char ***seen,
-                  size_t *num_seen)
+ * previous watermark), the content hash, and the dimension series that had events (*seen points
+ * into res). */
+static int digest(window_t *win, const PGresult *res, int64_t interval, int64_t revised_before,
+                  const char ***seen, size_t *num_seen)
 {
-    int n = PQntuples(res);
-    int64_t *rev = malloc(((size_t)n + 1) * sizeof(int64_t));
-    *seen = calloc((size_t)n + 1, sizeof(char *));
+    size_t n = (size_t)PQntuples(res);
+    int64_t *rev = malloc((n + 1) * sizeof(int64_t));
+    *seen = calloc(n + 1, sizeof(char *));
+    *num_seen = 0;
     if (rev == NULL || *seen == NULL) {
         free(rev);
         return BP_ENOMEM;
@@ -142,19 +151,22 @@ static int digest(window_t *win, PGresult *res, int64_t interval, int64_t revise
     size_t nrev = 0;
     int cts = PQfnumber(res, "ts"), cs = PQfnumber(res, "series"), cv = PQfnumber(res, "metric_value"),
         ce = PQfnumber(res, "events");
-    win->changed = n;
+    win->changed = (long)n;
     win->changed_from = win->to;
-    win->hash = 1469598103934665603ULL;
-    for (int i = 0; i < n; i++) {
+    /* a sum of per-row hashes: the same changes give the same id in whatever order they return */
+    win->hash = 0;
+    for (int i = 0; i < (int)n; i++) {
         int64_t ts = strtoll(PQgetvalue(res, i, cts), NULL, 10);
         const char *series = PQgetvalue(res, i, cs);
         if (ts < win->changed_from)
             win->changed_from = ts;
         if (ts < revised_before)
             rev[nrev++] = ts;
-        fnv(&win->hash, PQgetvalue(res, i, cts));
-        fnv(&win->hash, series);
-        fnv(&win->hash, PQgetisnull(res, i, cv) ? "null" : PQgetvalue(res, i, cv));
+        uint64_t h = 1469598103934665603ULL;
+        fnv(&h, PQgetvalue(res, i, cts));
+        fnv(&h, series);
+        fnv(&h, PQgetisnull(res, i, cv) ? "null" : PQgetvalue(res, i, cv));
+        win->hash += h;
         if (series[0] != '\0' && strcmp(PQgetvalue(res, i, ce), "0") != 0)
             (*seen)[(*num_seen)++] = series;
     }
@@ -253,6 +265,42 @@ static int choose_allowed(bp_db_t *db, const bp_metric_t *m, const bp_series_set
     return rc != 0 ? bp_err_set(err, rc, "too many series") : 0;
 }
 
+static int append_ints(bp_buf_t *b, const int64_t *v, size_t n)
+{
+    int rc = bp_buf_append(b, "{", 1);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = bp_buf_appendf(b, "%s%" PRId64, i ? "," : "", v[i]);
+    return rc ? rc : bp_buf_append(b, "}", 1);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* How many distinct series the upsert returned that are not in known. Counting rows instead
+ * overestimates a day's batch by its 1440 intervals, and the redo with folding that follows
+ * costs a second upsert of the batch. 0 or BP_ENOMEM. */
+static int count_fresh(const PGresult *res, const bp_series_set_t *known, size_t *fresh)
+{
+    int n = PQntuples(res), cs = PQfnumber(res, "series");
+    const char **names = malloc(((size_t)n + 1) * sizeof(char *));
+    if (names == NULL)
+        return BP_ENOMEM;
+    size_t nf = 0;
+    for (int i = 0; i < n; i++) {
+        const char *s = PQgetvalue(res, i, cs);
+        if (s[0] != '\0' && !bp_series_has(known, s))
+            names[nf++] = s;
+    }
+    qsort(names, nf, sizeof(char *), cmp_str);
+    *fresh = 0;
+    for (size_t i = 0; i < nf; i++)
+        *fresh += i == 0 || strcmp(names[i], names[i - 1]) != 0;
+    free(names);
+    return 0;
+}
+
 /* Recomputes [win->from, win->to) of m inside the caller's transaction (which holds the metric's
  * lock): the upsert, the cardinality cap, the series registry, the event. */
 static int compute_window(bp_worker_t *w, const bp_metric_t *m, const bp_agg_options_t *o,
@@ -332,11 +380,10 @@ static int compute_window(bp_worker_t *w, const bp_metric_t *m, const bp_agg_opt
         goto out;
     if (dims && allowed.base == NULL) {
         size_t fresh = 0;
-        for (int i = 0; i < PQntuples(res); i++) {
-            const char *s = PQgetvalue(res, i, PQfnumber(res, "series"));
-            fresh += s[0] != '\0' && !bp_series_has(&known, s);
+        if ((rc = count_fresh(res, &known, &fresh)) != 0) {
+            rc = bp_err_set(err, rc, "out of memory");
+            goto out;
         }
-        /* fresh counts rows, not series: an overestimate, which only costs a redo */
         if (known.n + fresh > (size_t)m->max_series) {
             long folded = 0;
             PQclear(res);
@@ -369,70 +416,6 @@ out:
     return rc;
 }
 
-/* One transaction of a tick: lock, read the watermark, recompute at most a batch of
- * intervals, advance the watermark. */
-static int tick_batch(bp_worker_t *w, const bp_metric_t *m, const bp_agg_options_t *o, int64_t resume,
-                      window_t *win, bp_err_t *err)
-{
-    bp_db_t *db = w->db;
-    int64_t iv = m->interval_s;
-    int64_t end = bp_time_floor(o->now - o->grace_s, iv);
-    const char *name[] = {m->name};
-    int rc = bp_db_begin(db, err);
-    if (rc != 0)
-        return rc;
-    int64_t got = 0, wm = 0;
-    bool found = false;
-    if ((rc = query_int(db, &lock_sql, name, "got", &got, &found, err)) != 0)
-        goto fail;
-    if (!got) {
-        win->skipped = win->done = true;
-        bp_db_rollback(db);
-        return 0;
-    }
-    if ((rc = query_int(db, &watermark_sql, name, "wm", &wm, &found, err)) != 0)
-        goto fail;
-    if (found) {
-        /* A tick's first batch looks back for late events from the watermark; later batches
-         * continue exactly where the previous one stopped (resume), which may still be behind
-         * the watermark when the lateness window is longer than one batch. */
-        win->from = resume > 0 ? resume : bp_time_floor(wm - o->lateness_s, iv);
-    } else {
-        bp_buf_t types;
-        bp_buf_init(&types, 4096);
-        char s_since[24];
-        snprintf(s_since, sizeof(s_since), "%" PRId64, end - o->lookback_s);
-        int64_t first = 0;
-        bool any = false;
-        rc = types_array(m, &types);
-        const char *p[] = {types.base, s_since};
-        if (rc == 0)
-            rc = query_int(db, &first_event_sql, p, "first", &first, &any, err);
-        bp_buf_free(&types);
-        if (rc != 0)
-            goto fail;
-        win->from = any ? bp_time_floor(first, iv) : end;
-        wm = win->from;
-    }
-    win->to = end;
-    if (win->to - win->from > BP_AGG_BATCH_INTERVALS * iv)
-        win->to = win->from + BP_AGG_BATCH_INTERVALS * iv;
-    win->done = win->to == end;
-    if (win->to > win->from && (rc = compute_window(w, m, o, wm, win, err)) != 0)
-        goto fail;
-    if (!found || win->to > wm) {
-        char s_wm[24];
-        snprintf(s_wm, sizeof(s_wm), "%" PRId64, win->to > wm ? win->to : wm);
-        const char *p[] = {m->name, s_wm};
-        if ((rc = bp_db_query(db, &set_watermark_sql, p, NULL, err)) != 0)
-            goto fail;
-    }
-    return bp_db_commit(db, err);
-fail:
-    bp_db_rollback(db);
-    return rc;
-}
-
 typedef struct {
     int64_t from, to;
     long intervals, changed, folded;
@@ -453,6 +436,191 @@ static void add_up(summary_t *s, const window_t *win)
     s->folded += win->folded;
     s->revised += win->num_revised;
     s->done = win->done;
+}
+
+/* A metric's progress through one tick. */
+typedef struct {
+    const bp_metric_t *m;
+    summary_t s;
+    int64_t resume; /* where its next batch starts; 0 before its first */
+    /* this round: */
+    bool locked, found, work;
+    int64_t wm, end;
+    window_t win;
+    bool done;
+} track_t;
+
+/* Runs a one-row-per-input-metric statement ($1 = the names) and reads column col of each row
+ * into out (INT64_MIN for NULL). */
+static int query_per_metric(bp_db_t *db, const bp_db_stmt_t *stmt, const char *names, const char *col,
+                            int64_t *out, size_t n, bp_err_t *err)
+{
+    const char *p[] = {names};
+    PGresult *res = NULL;
+    int rc = bp_db_query(db, stmt, p, &res, err);
+    if (rc != 0)
+        return rc;
+    if ((size_t)PQntuples(res) != n) {
+        PQclear(res);
+        return bp_err_set(err, BP_EINTERNAL, "%s returned %d rows for %zu metrics", stmt->name,
+                          PQntuples(res), n);
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = bp_db_isnull(res, (int)i, col) ? INT64_MIN : bp_db_int(res, (int)i, col);
+    PQclear(res);
+    return 0;
+}
+
+/* Where a locked metric's batch starts this round (t->win.from) and where its closed intervals
+ * end (t->end). */
+static int place(bp_db_t *db, track_t *t, const bp_agg_options_t *o, bp_err_t *err)
+{
+    int64_t iv = t->m->interval_s;
+    t->end = bp_time_floor(o->now - o->grace_s, iv);
+    if (t->found) {
+        /* A tick's first batch looks back for late events from the watermark; later batches
+         * continue exactly where the previous one stopped (resume), which may still be behind
+         * the watermark when the lateness window is longer than one batch. */
+        t->win.from = t->resume > 0 ? t->resume : bp_time_floor(t->wm - o->lateness_s, iv);
+        return 0;
+    }
+    bp_buf_t types;
+    bp_buf_init(&types, 4096);
+    char s_since[24];
+    snprintf(s_since, sizeof(s_since), "%" PRId64, t->end - o->lookback_s);
+    int64_t first = 0;
+    bool any = false;
+    int rc = types_array(t->m, &types);
+    const char *p[] = {types.base, s_since};
+    if (rc == 0)
+        rc = query_int(db, &first_event_sql, p, "first", &first, &any, err);
+    bp_buf_free(&types);
+    t->win.from = any ? bp_time_floor(first, iv) : t->end;
+    t->wm = t->win.from;
+    return rc;
+}
+
+/* One transaction of a tick, for every metric not done yet: try-lock them all and read their
+ * watermarks (one round trip each), recompute one batch (at most BP_AGG_BATCH_INTERVALS
+ * intervals) of every locked metric, advance their watermarks in one statement, commit once. */
+static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_options_t *o, bp_err_t *err)
+{
+    bp_db_t *db = w->db;
+    size_t na = 0;
+    size_t *act = calloc(n + 1, sizeof(size_t));
+    const char **names = calloc(n + 1, sizeof(char *));
+    int64_t *col = calloc(n + 1, sizeof(int64_t));
+    bp_buf_t lit, wm_names, wm_values;
+    bp_buf_init(&lit, 1u << 20);
+    bp_buf_init(&wm_names, 1u << 20);
+    bp_buf_init(&wm_values, 1u << 20);
+    int rc = act == NULL || names == NULL || col == NULL ? bp_err_set(err, BP_ENOMEM, "out of memory") : 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (!ts[i].done) {
+            act[na] = i;
+            names[na++] = ts[i].m->name;
+        }
+    if (rc == 0 && (rc = bp_db_append_text_array(&lit, names, na)) != 0)
+        rc = bp_err_set(err, rc, "too many metrics");
+    if (rc != 0)
+        goto out;
+    if ((rc = bp_db_begin(db, err)) != 0)
+        goto out;
+    if ((rc = query_per_metric(db, &lock_sql, lit.base, "got", col, na, err)) != 0)
+        goto fail;
+    for (size_t k = 0; k < na; k++) {
+        track_t *t = &ts[act[k]];
+        memset(&t->win, 0, sizeof(t->win));
+        t->locked = col[k] == 1;
+        t->work = false;
+    }
+    if ((rc = query_per_metric(db, &watermark_sql, lit.base, "wm", col, na, err)) != 0)
+        goto fail;
+    for (size_t k = 0; rc == 0 && k < na; k++) {
+        track_t *t = &ts[act[k]];
+        t->found = col[k] != INT64_MIN;
+        t->wm = t->found ? col[k] : 0;
+        if (t->locked)
+            rc = place(db, t, o, err);
+    }
+    if (rc != 0)
+        goto fail;
+    /* A batch per metric, each its own statement (agg_sql.h); all in this transaction. */
+    bool big = false;
+    for (size_t k = 0; k < na; k++) {
+        track_t *t = &ts[act[k]];
+        if (!t->locked || t->win.from >= t->end)
+            continue;
+        int64_t iv = t->m->interval_s;
+        t->work = true;
+        t->win.to = t->end - t->win.from > BP_AGG_BATCH_INTERVALS * iv
+                        ? t->win.from + BP_AGG_BATCH_INTERVALS * iv
+                        : t->end;
+        t->win.done = t->win.to == t->end;
+        big |= t->win.to - t->win.from > 3600;
+        bp_buf_init(&t->win.revised, 16384);
+    }
+    /* A catch-up batch aggregates a day of events per metric (hundreds of thousands of rows at
+     * 10 M events a week): with the default work_mem (4 MB) its sorts (count(DISTINCT)) and
+     * hash tables spill to disk. SET LOCAL: the transaction's end restores it. */
+    if (big && (rc = bp_db_exec_static(db, "SET LOCAL work_mem = '" BATCH_WORK_MEM "'", err)) != 0)
+        goto fail;
+    for (size_t k = 0; rc == 0 && k < na; k++) {
+        track_t *t = &ts[act[k]];
+        if (t->work)
+            rc = compute_window(w, t->m, o, t->wm, &t->win, err);
+    }
+    if (rc != 0)
+        goto fail;
+    /* Watermarks: past every computed batch; a metric seen for the first time gets one even
+     * when it had nothing to do. */
+    size_t nw = 0;
+    for (size_t k = 0; k < na; k++) {
+        track_t *t = &ts[act[k]];
+        int64_t to = t->work ? t->win.to : t->end;
+        if (!t->locked || (t->found && to <= t->wm))
+            continue;
+        names[nw] = t->m->name;
+        col[nw++] = to > t->wm ? to : t->wm;
+    }
+    if (nw > 0) {
+        if ((rc = bp_db_append_text_array(&wm_names, names, nw)) != 0 ||
+            (rc = append_ints(&wm_values, col, nw)) != 0) {
+            rc = bp_err_set(err, rc, "too many metrics");
+            goto fail;
+        }
+        const char *p[] = {wm_names.base, wm_values.base};
+        if ((rc = bp_db_query(db, &set_watermarks_sql, p, NULL, err)) != 0)
+            goto fail;
+    }
+    if ((rc = bp_db_commit(db, err)) != 0)
+        goto out;
+    /* Committed: account for this round. */
+    for (size_t k = 0; k < na; k++) {
+        track_t *t = &ts[act[k]];
+        if (!t->locked) {
+            t->win.skipped = t->win.done = true;
+        } else if (!t->work) { /* nothing to recompute */
+            t->win.to = t->end;
+            t->win.done = true;
+        }
+        add_up(&t->s, &t->win);
+        t->resume = t->win.to;
+        t->done = t->win.done;
+    }
+    goto out;
+fail:
+    bp_db_rollback(db);
+out:
+    for (size_t k = 0; k < na; k++)
+        bp_buf_free(&ts[act[k]].win.revised);
+    bp_buf_free(&lit);
+    bp_buf_free(&wm_names);
+    bp_buf_free(&wm_values);
+    free(act);
+    free(names);
+    free(col);
+    return rc;
 }
 
 static int append_result(bp_buf_t *out, bool comma, const bp_metric_t *m, const summary_t *s)
@@ -488,26 +656,31 @@ int bp_agg_tick(bp_worker_t *w, const bp_agg_options_t *opts, bp_buf_t *out, bp_
 {
     const bp_config_t *cfg = w->app->config;
     int64_t start = mono_ms();
-    int rc = bp_buf_append(out, "[", 1);
-    for (size_t i = 0; rc == 0 && i < cfg->num_metrics; i++) {
-        const bp_metric_t *m = &cfg->metrics[i];
-        summary_t s = {0};
-        window_t win;
-        do {
-            memset(&win, 0, sizeof(win));
-            bp_buf_init(&win.revised, 16384);
-            rc = tick_batch(w, m, opts, s.batches == 0 ? 0 : s.to, &win, err);
-            if (rc == 0)
-                add_up(&s, &win);
-            bp_buf_free(&win.revised);
-        } while (rc == 0 && !win.done && mono_ms() - start < opts->budget_ms);
-        if (rc != 0)
-            break;
-        record(m, &s);
-        rc = append_result(out, i > 0, m, &s);
+    size_t n = cfg->num_metrics;
+    track_t *ts = calloc(n + 1, sizeof(track_t));
+    if (ts == NULL)
+        return bp_err_set(err, BP_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        ts[i].m = &cfg->metrics[i];
+    int rc = 0;
+    bool pending = n > 0;
+    /* Every metric gets at least one round; no new round starts after the budget. */
+    for (bool first = true; rc == 0 && pending && (first || mono_ms() - start < opts->budget_ms);
+         first = false) {
+        rc = tick_round(w, ts, n, opts, err);
+        pending = false;
+        for (size_t i = 0; i < n; i++)
+            pending |= !ts[i].done;
+    }
+    if (rc == 0)
+        rc = bp_buf_append(out, "[", 1);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        record(ts[i].m, &ts[i].s);
+        rc = append_result(out, i > 0, ts[i].m, &ts[i].s);
     }
     if (rc == 0)
         rc = bp_buf_append(out, "]", 1);
+    free(ts);
     return rc;
 }
 
@@ -527,16 +700,19 @@ int bp_agg_backfill(bp_worker_t *w, const bp_metric_t *m, int64_t from, int64_t 
     const char *name[] = {m->name};
     summary_t s = {0};
     int rc = 0;
+    bp_buf_t lit;
+    bp_buf_init(&lit, 4096);
+    if ((rc = bp_db_append_text_array(&lit, name, 1)) != 0)
+        return bp_err_set(err, rc, "metric name too long");
     for (int64_t at = from; rc == 0 && at < to;) {
         window_t win = {.from = at,
                         .to = at + BP_AGG_BATCH_INTERVALS * iv < to ? at + BP_AGG_BATCH_INTERVALS * iv : to};
         bp_buf_init(&win.revised, 16384);
         int64_t got = 0;
-        bool found = false;
         rc = bp_db_begin(w->db, err);
         if (rc == 0)
-            rc = query_int(w->db, &lock_sql, name, "got", &got, &found, err);
-        if (rc == 0 && !got)
+            rc = query_per_metric(w->db, &lock_sql, lit.base, "got", &got, 1, err);
+        if (rc == 0 && got != 1)
             rc = bp_err_set(err, BP_EBUSY,
                             "metric '%s' is being aggregated by another replica; retry shortly", m->name);
         if (rc == 0)
@@ -551,6 +727,7 @@ int bp_agg_backfill(bp_worker_t *w, const bp_metric_t *m, int64_t from, int64_t 
         at = win.to;
         bp_buf_free(&win.revised);
     }
+    bp_buf_free(&lit);
     if (rc != 0)
         return rc;
     record(m, &s);

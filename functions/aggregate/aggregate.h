@@ -9,10 +9,12 @@
  * the same transaction, naming the changed range and the revised windows (intervals that had
  * a different value before, e.g. because late events arrived). Event rows are never written.
  *
- * A tick catches up in batches of at most BP_AGG_BATCH_INTERVALS intervals, each its own
- * transaction, and starts no new batch after budget_ms: the next tick continues from the
- * watermark. Backfill recomputes a given range through the same code, without moving the
- * watermark.
+ * A tick works in rounds, each one transaction for every metric not caught up yet: try-lock
+ * them all and read their watermarks (one round trip each), recompute one batch of at most
+ * BP_AGG_BATCH_INTERVALS intervals of every metric it locked (one statement per metric),
+ * advance their watermarks in one statement, commit once. No new round starts after
+ * budget_ms: the next tick continues from the watermarks. Backfill recomputes a given range
+ * of one metric through the same code, without moving the watermark.
  */
 #ifndef BP_AGGREGATE_H
 #define BP_AGGREGATE_H
