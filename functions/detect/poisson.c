@@ -49,15 +49,18 @@ static long find(const int64_t *ts, size_t n, int64_t t)
     return lo < n && ts[lo] == t ? (long)lo : -1;
 }
 
-/* The rate per interval around index j (only indexes before i): the slot alone when it holds
- * BP_POISSON_SLOT_EVENTS, else widened symmetrically (up to BP_POISSON_SLOT_S each side) until
- * it does. A busy series keeps its exact slot (no lag on a ramp); at night, 0-3 events a minute
- * say little one by one, and a median of seven such integers is often 0. events gets the sum. */
+/* The rate per interval around index j (only indexes before i): the slot and its
+ * BP_POISSON_SLOT_MIN_W neighbours on each side, widened symmetrically (up to BP_POISSON_SLOT_S
+ * each side) until they hold BP_POISSON_SLOT_EVENTS. Symmetric, so no lag on a ramp; a few
+ * neighbours even for a busy series, because one day's single minute carries its own Poisson
+ * noise into the expectation (with one day of history that noise alone hid a 30% drop); at
+ * night, 0-3 events a minute say little one by one, and a median of seven such integers is
+ * often 0. events gets the sum. */
 static double slot_rate(const int64_t *ts, const double *value, size_t i, size_t j, double *events)
 {
     double sum = value[j];
     size_t cnt = 1;
-    for (size_t w = 1; sum < BP_POISSON_SLOT_EVENTS; w++) {
+    for (size_t w = 1; sum < BP_POISSON_SLOT_EVENTS || w <= BP_POISSON_SLOT_MIN_W; w++) {
         bool any = false;
         if (j >= w && ts[j - w] >= ts[j] - BP_POISSON_SLOT_S) {
             any = true;
@@ -130,6 +133,22 @@ static void pinned_run(const double *value, const double *expect, const signed c
     p->drift_expected = sm / (double)k;
 }
 
+/* φ for point i: the median excess over the BP_POISSON_PHI_POINTS points before it (anomalous
+ * ones left out), so a point's band does not depend on where its window starts: a catch-up
+ * scoring two days at once learns φ from the first hours as a tick would (a fixed 0.01 there
+ * made a busy series' band +-50% wide and hid a 30% drop). Too few points: a cautious 0.01. */
+static double overdispersion(const double *resid, size_t from, size_t first, size_t i, const bp_point_t *out)
+{
+    double r[BP_POISSON_PHI_POINTS];
+    size_t nr = 0;
+    for (size_t j = i; j > from && nr < BP_POISSON_PHI_POINTS; j--) {
+        if (isnan(resid[j - 1]) || (j - 1 >= first && out[j - 1 - first].anomaly))
+            continue;
+        r[nr++] = resid[j - 1];
+    }
+    return nr >= 30 ? fmax(0, bp_stats_median(r, nr)) : 0.01;
+}
+
 int bp_poisson_score(const int64_t *ts, const double *value, size_t n, size_t first, bp_point_t *out,
                      size_t *hist_n)
 {
@@ -137,7 +156,9 @@ int bp_poisson_score(const int64_t *ts, const double *value, size_t n, size_t fi
     double *mu_events = malloc((n + 1) * sizeof(double));
     double *expect = malloc((n + 1) * sizeof(double)); /* μ × level */
     signed char *pinned = malloc(n + 1);               /* beyond the level's clamp: -1 below, 1 above */
-    if (mu == NULL || mu_events == NULL || expect == NULL || pinned == NULL) {
+    double *resid = malloc((n + 1) * sizeof(double));
+    if (mu == NULL || mu_events == NULL || expect == NULL || pinned == NULL || resid == NULL) {
+        free(resid);
         free(mu);
         free(mu_events);
         free(expect);
@@ -145,17 +166,15 @@ int bp_poisson_score(const int64_t *ts, const double *value, size_t n, size_t fi
         return BP_ENOMEM;
     }
     /* Expectations for the points the level and the overdispersion look back on too. */
-    size_t from = first > 300 ? first - 300 : 0;
+    size_t from = first > BP_POISSON_PHI_POINTS ? first - BP_POISSON_PHI_POINTS : 0;
     size_t days = 0;
     for (size_t i = from; i < n; i++)
         mu[i] = seasonal(ts, value, i, i >= first ? &hist_n[i - first] : &days, &mu_events[i]);
-    /* φ: the median excess of squared residuals over Poisson, relative to μ², over the history. */
-    double r[300];
-    size_t nr = 0;
-    for (size_t i = from; i < first && nr < 300; i++)
-        if (!isnan(mu[i]) && mu[i] >= 1 && !isnan(value[i]))
-            r[nr++] = ((value[i] - mu[i]) * (value[i] - mu[i]) - mu[i]) / (mu[i] * mu[i]);
-    double phi = nr >= 30 ? fmax(0, bp_stats_median(r, nr)) : 0.01;
+    /* Each point's excess of squared residual over Poisson, relative to μ² (NAN where none). */
+    for (size_t i = from; i < n; i++)
+        resid[i] = !isnan(mu[i]) && mu[i] >= 1 && !isnan(value[i])
+                       ? ((value[i] - mu[i]) * (value[i] - mu[i]) - mu[i]) / (mu[i] * mu[i])
+                       : NAN;
     /* Points before `first` get an expectation too (not a verdict): the pinned-level test
      * below looks back over them. */
     size_t lo = first > BP_POISSON_PINNED_MAX ? first - BP_POISSON_PINNED_MAX : 0;
@@ -216,7 +235,8 @@ int bp_poisson_score(const int64_t *ts, const double *value, size_t n, size_t fi
             continue;
         /* Relative variance of the expectation: overdispersion, plus how few events the level
          * and the same-slot rates rest on. */
-        double c = phi + 1 / (sm + BP_POISSON_LEVEL_PRIOR) + 1 / (mu_events[i] + 1);
+        double c = overdispersion(resid, from, first, i, out) + 1 / (sm + BP_POISSON_LEVEL_PRIOR) +
+                   1 / (mu_events[i] + 1);
         double sd = sqrt(m + c * m * m);
         if (sd < 1)
             sd = 1;
@@ -232,6 +252,7 @@ int bp_poisson_score(const int64_t *ts, const double *value, size_t n, size_t fi
         if (!p->anomaly && pinned[i] != 0)
             pinned_run(value, expect, pinned, lo, i, c, p);
     }
+    free(resid);
     free(mu);
     free(mu_events);
     free(expect);

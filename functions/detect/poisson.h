@@ -34,7 +34,9 @@
 #define BP_POISSON_LEVEL_EVENTS 100        /* ... until this many events were expected (±10%) */
 #define BP_POISSON_LEVEL_PRIOR 10.0        /* events' worth of "level 1" a quiet level is pulled toward */
 #define BP_POISSON_SLOT_EVENTS 20          /* a same-slot rate rests on at least this many events ... */
+#define BP_POISSON_SLOT_MIN_W 2            /* ... and at least this many neighbours each side ... */
 #define BP_POISSON_SLOT_S 1800             /* ... from at most this far on each side of the slot */
+#define BP_POISSON_PHI_POINTS 300          /* overdispersion: from this many points before each */
 #define BP_POISSON_PINNED_MAX 60           /* intervals a pinned-level run is summed over, at most */
 
 /* Whether a count x is news against an expected m with relative variance c (variance m + c·m²):
