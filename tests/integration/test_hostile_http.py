@@ -630,7 +630,9 @@ class HostileHttp(harness.TestCase):
         growth_mb = (peak_rss_kb(pid) - hwm_before) / 1024
         sys_print(f"100 MB bodies: detect peak RSS {hwm_before / 1024:.1f} MB before, "
                   f"grew {growth_mb:.1f} MB")
-        self.assertLess(growth_mb, 24, "the server buffered the oversized body")
+        # Well under the 100 MB: h2o reads what the socket holds before the 413 goes out, and
+        # on a busy machine that was 24 MB once (4-8 MB when idle).
+        self.assertLess(growth_mb, 48, "the server buffered the oversized body")
 
     def test_slow_clients_are_dropped_and_do_not_block_others(self):
         detect = self.service("detect")
