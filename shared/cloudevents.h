@@ -4,7 +4,8 @@
  * (Content-Type application/cloudevents+json); encodes binary mode for sending.
  *
  * Refused with BP_EINVAL (HTTP 400, never retried): a missing or empty required attribute
- * (id, source, specversion, type), specversion other than "1.0", malformed structured JSON,
+ * (id, source, specversion, type), specversion other than "1.0", a datacontenttype with a
+ * control character (it would break the Content-Type header when sent), malformed structured JSON,
  * a batch (application/cloudevents-batch+json), broken percent-encoding in a header.
  *
  * Ownership: a decoded bp_ce_t owns every string in it (malloc'd); bp_ce_clear frees them.
