@@ -3,7 +3,9 @@
 # under ASan + UBSan + LeakSanitizer, starting from its corpus in fuzz/corpus/<name>/ (which
 # replays every regression input first). Exits non-zero when a harness crashed, leaked,
 # tripped UBSan or an invariant, or timed out on an input; the input is saved and the command
-# to reproduce it printed. Prints one line of figures per harness.
+# to reproduce it printed. Prints one line of figures per harness. fuzz/<name>.dict, when
+# present, gives libFuzzer the tokens it cannot learn from comparisons (cJSON is not
+# instrumented).
 #
 #   scripts/fuzz.sh [-t SECONDS] [-j JOBS] [--merge] [HARNESS...]
 #
@@ -71,8 +73,12 @@ run_one() {
   # New inputs go to the first directory (scratch); the repository corpus is only read.
   # -timeout: one input taking this long is a finding (a hang); generous because the
   # machine is shared.
+  local dict=()
+  if [ -f "fuzz/$h.dict" ]; then
+    dict=(-dict="fuzz/$h.dict")
+  fi
   local rc=0
-  "$bin" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=1024 -print_final_stats=1 \
+  "$bin" "${dict[@]}" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=1024 -print_final_stats=1 \
     -artifact_prefix="$out/$h.artifacts/" "$work" "fuzz/corpus/$h" >"$out/$h.log" 2>&1 || rc=$?
   echo "$rc" >"$out/$h.rc"
 }
