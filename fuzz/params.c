@@ -4,13 +4,18 @@
  *    bp_render_parse_range (chart from/to), over bp_time_parse_rel;
  *  - query strings: bp_http_query_param (every GET route);
  *  - the bearer token check: bp_app_authorized / bp_app_token_equal (charts, reports,
- *    admin routes), which must agree with strcmp whatever the bytes.
+ *    admin routes), which must agree with strcmp whatever the bytes;
+ *  - JSON string escaping (bp_json_append_str), which puts user input into every error
+ *    message: the result must parse as JSON whatever the bytes, and give back the input when
+ *    it was valid UTF-8.
  *
  * Input: NUL-separated fields "from\0to\0query\0token\0authorization"; missing ones are
  * empty.
  */
 #include "app.h"
+#include "buf.h"
 #include "fuzz.h"
+#include "json.h"
 #include "render.h"
 #include "timefmt.h"
 
@@ -75,6 +80,51 @@ static void check_token(const char *token, const char *given)
     free(auth);
 }
 
+/* Is s valid UTF-8 (RFC 3629: no overlongs, no surrogates, at most U+10FFFF)? */
+static bool valid_utf8(const unsigned char *s)
+{
+    while (*s) {
+        unsigned c = *s, n, min;
+        if (c < 0x80) {
+            s++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            n = 1, min = 0x80, c &= 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2, min = 0x800, c &= 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 3, min = 0x10000, c &= 0x07;
+        } else {
+            return false;
+        }
+        for (unsigned i = 1; i <= n; i++) {
+            if ((s[i] & 0xc0) != 0x80)
+                return false;
+            c = c << 6 | (s[i] & 0x3f);
+        }
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+            return false;
+        s += n + 1;
+    }
+    return true;
+}
+
+static void check_json_escape(const char *s)
+{
+    bp_buf_t b;
+    bp_buf_init(&b, 1 << 20);
+    int rc = bp_json_append_str(&b, s);
+    FUZZ_CHECK(rc == 0, "append_str failed: %d", rc);
+    cJSON *doc = NULL;
+    bp_err_t err;
+    FUZZ_CHECK(bp_json_parse(b.base, b.len, &doc, &err) == 0 && cJSON_IsString(doc),
+               "not a JSON string: %.*s", (int)b.len, b.base);
+    if (valid_utf8((const unsigned char *)s))
+        FUZZ_CHECK(strcmp(doc->valuestring, s) == 0, "'%s' came back as '%s'", s, doc->valuestring);
+    cJSON_Delete(doc);
+    bp_buf_free(&b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* fuzz_strndup's NUL plus the separators: each field is a C string inside one buffer. */
@@ -96,6 +146,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_range(fields[0], fields[1]);
     check_query(fields[2]);
     check_token(fields[3], fields[4]);
+    check_json_escape(fields[2]);
+    check_json_escape(fields[4]);
     free(buf);
     return 0;
 }
