@@ -263,6 +263,11 @@ int bp_ce_decode(const bp_http_header_t *headers, size_t num_headers, const char
 
 int bp_ce_encode_binary(const bp_ce_t *ev, bp_http_header_t *out, size_t max)
 {
+    /* In binary mode datacontenttype becomes the Content-Type, and a CloudEvents media type
+     * there makes the receiver read the body as a structured event or a batch (HTTP binding
+     * §3.1.1, §3.2): such an event can only travel in structured mode, which we do not send. */
+    if (media_is(ev->datacontenttype, CT_STRUCTURED) || media_is(ev->datacontenttype, CT_BATCH))
+        return BP_EINVAL;
     const struct {
         const char *name;
         const char *value;

@@ -49,7 +49,9 @@ int bp_ce_decode(const bp_http_header_t *headers, size_t num_headers, const char
  * "ce-subject"/"ce-time" when set, and "content-type" (datacontenttype or application/json).
  * Values are percent-encoded as the HTTP binding §3.1.3.2 requires. Writes up to max headers
  * into out (malloc'd name/value strings the caller frees with bp_ce_free_headers) and returns
- * the count, or BP_ENOMEM/BP_ETOOBIG. */
+ * the count, or BP_ENOMEM/BP_ETOOBIG, or BP_EINVAL when datacontenttype is a CloudEvents media
+ * type (application/cloudevents+json or -batch+json), which a receiver would take for a
+ * structured event or a batch. */
 int bp_ce_encode_binary(const bp_ce_t *ev, bp_http_header_t *out, size_t max);
 
 void bp_ce_free_headers(bp_http_header_t *hdrs, size_t n);

@@ -152,6 +152,25 @@ static void control_characters_in_datacontenttype_are_refused(void)
     bp_ce_clear(&ev);
 }
 
+/* Found by fuzz/cloudevents.c: an event whose datacontenttype is application/cloudevents+json,
+ * sent in binary mode, reached the receiver as a structured event (and was refused). */
+static void an_event_with_a_cloudevents_datacontenttype_is_not_encoded_in_binary_mode(void)
+{
+    bp_ce_t ev = {.id = "i",
+                  .source = "/s",
+                  .specversion = "1.0",
+                  .type = "t",
+                  .datacontenttype = " Application/CloudEvents+JSON; charset=utf-8"};
+    bp_http_header_t h[8];
+    CHECK_INT(bp_ce_encode_binary(&ev, h, 8), BP_EINVAL);
+    ev.datacontenttype = "application/cloudevents-batch+json";
+    CHECK_INT(bp_ce_encode_binary(&ev, h, 8), BP_EINVAL);
+    ev.datacontenttype = "application/cloudevents+jsonx";
+    int n = bp_ce_encode_binary(&ev, h, 8);
+    CHECK_INT(n, 5);
+    bp_ce_free_headers(h, (size_t)n);
+}
+
 static void malformed_structured_json_is_refused(void)
 {
     bp_http_header_t h[] = {H("content-type", "application/cloudevents+json")};
@@ -221,6 +240,7 @@ int main(void)
     RUN(structured_mode_data_base64_is_decoded);
     RUN(structured_mode_missing_id_is_refused);
     RUN(control_characters_in_datacontenttype_are_refused);
+    RUN(an_event_with_a_cloudevents_datacontenttype_is_not_encoded_in_binary_mode);
     RUN(malformed_structured_json_is_refused);
     RUN(batch_is_refused_by_content_type_and_by_array);
     RUN(a_plain_request_is_not_an_event);
