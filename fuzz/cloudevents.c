@@ -27,7 +27,7 @@ static void check_round_trip(const bp_ce_t *ev)
     int n = bp_ce_encode_binary(ev, hdrs, 8);
     if (n < 0) {
         FUZZ_CHECK(n == BP_ENOMEM || (n == BP_EINVAL && ev->datacontenttype != NULL &&
-                                      strstr(ev->datacontenttype, "cloudevents") != NULL),
+                                      strcasestr(ev->datacontenttype, "cloudevents") != NULL),
                    "encode failed with %d", n);
         return;
     }
