@@ -71,6 +71,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         FUZZ_CHECK(rc == BP_EINVAL || rc == BP_ENOTFOUND, "unexpected code %d", rc);
         FUZZ_CHECK(err.msg[0] != '\0', "error %d without a message", rc);
+        /* A 400 names the parameter to fix (routes.h). */
+        FUZZ_CHECK(rc != BP_EINVAL || strncmp(err.msg, "parameter '", 11) == 0, "400 without a parameter: %s",
+                   err.msg);
     }
     free(path);
     free(text);
