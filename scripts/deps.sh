@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what building, the demo and the tests need on Debian 12. Idempotent: packages
+# Installs what building, the demo and the tests need on Debian 12 (clang, libclang-rt-dev for
+# libFuzzer and llvm for llvm-symbolizer: the fuzz pass of scripts/test.sh). Idempotent: packages
 # already present are not fetched again, so a second run costs one dpkg query.
 set -euo pipefail
 
@@ -11,6 +12,7 @@ packages=(
   python3 python3-aiosmtpd python3-matplotlib curl
   poppler-utils qpdf fonts-dejavu-core fonts-wqy-zenhei
   python3-yaml python3-jsonschema
+  clang libclang-rt-dev llvm
 )
 
 missing=()

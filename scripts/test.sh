@@ -2,10 +2,15 @@
 # The test command (README, .ci/run): installs what is missing, builds, runs the unit and
 # integration suites against one throwaway PostgreSQL cluster, then builds again with
 # AddressSanitizer + UndefinedBehaviorSanitizer and runs the whole suite once more, any
-# sanitizer finding (leaks included) failing its test. Exits non-zero when anything failed.
+# sanitizer finding (leaks included) failing its test; last, builds the libFuzzer harnesses
+# (clang) and fuzzes each parser of outside input for a bounded time from its corpus
+# (scripts/fuzz.sh), any crash, leak, UB or broken invariant failing the pass. Exits non-zero
+# when anything failed.
 #
-#   ./scripts/test.sh                 both passes
-#   BP_TEST_PASSES=plain ./scripts/test.sh     only the plain pass (or: asan)
+#   ./scripts/test.sh                 all three passes
+#   BP_TEST_PASSES=plain ./scripts/test.sh     only the plain pass (or: asan, fuzz, "plain fuzz"...)
+#   BP_FUZZ_SECONDS=N                 fuzzing time per harness in the fuzz pass (default 45;
+#                                     six harnesses, as many at once as there are cores)
 #   MESON_TESTTHREADS=N               parallel tests (default: max(4, cores); the
 #                                     integration tests mostly wait on I/O)
 set -euo pipefail
@@ -13,7 +18,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-passes=${BP_TEST_PASSES:-plain asan}
+passes=${BP_TEST_PASSES:-plain asan fuzz}
 cores=$(nproc 2>/dev/null || echo 2)
 export MESON_TESTTHREADS=${MESON_TESTTHREADS:-$((cores < 4 ? 4 : cores))}
 
@@ -75,8 +80,17 @@ for pass in $passes; do
       run_pass asan build-asan -Dsanitize_all=true
       unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
       ;;
+    fuzz)
+      echo "=== fuzz: build (build-fuzz) and run ==="
+      if BP_FUZZ_BUILD_DIR=build-fuzz ./scripts/fuzz.sh -t "${BP_FUZZ_SECONDS:-45}"; then
+        summary+=("fuzz: ok")
+      else
+        summary+=("fuzz: FAILED (logs and inputs: build-fuzz/fuzz-out/)")
+        status=1
+      fi
+      ;;
     *)
-      echo "test.sh: unknown pass '$pass' (plain, asan)" >&2
+      echo "test.sh: unknown pass '$pass' (plain, asan, fuzz)" >&2
       exit 2
       ;;
   esac

@@ -72,6 +72,13 @@ static int check_required(const bp_ce_t *ev, bp_err_t *err)
     if (strcmp(ev->specversion, "1.0") != 0)
         return bp_err_set(err, BP_EINVAL, "CloudEvent specversion '%.20s' is not supported: only 1.0",
                           ev->specversion);
+    /* datacontenttype is a media type (CloudEvents 1.0 §3.1.1, RFC 2046) and goes out verbatim
+     * as Content-Type when the event is sent in binary mode: a control byte (a structured
+     * event's "\r\n") would break or inject a header line. */
+    for (const unsigned char *p = (const unsigned char *)ev->datacontenttype; p != NULL && *p != '\0'; p++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return bp_err_set(err, BP_EINVAL,
+                              "CloudEvent attribute 'datacontenttype' contains control character 0x%02x", *p);
     return 0;
 }
 
@@ -256,6 +263,11 @@ int bp_ce_decode(const bp_http_header_t *headers, size_t num_headers, const char
 
 int bp_ce_encode_binary(const bp_ce_t *ev, bp_http_header_t *out, size_t max)
 {
+    /* In binary mode datacontenttype becomes the Content-Type, and a CloudEvents media type
+     * there makes the receiver read the body as a structured event or a batch (HTTP binding
+     * §3.1.1, §3.2): such an event can only travel in structured mode, which we do not send. */
+    if (media_is(ev->datacontenttype, CT_STRUCTURED) || media_is(ev->datacontenttype, CT_BATCH))
+        return BP_EINVAL;
     const struct {
         const char *name;
         const char *value;

@@ -4,7 +4,8 @@
  * (Content-Type application/cloudevents+json); encodes binary mode for sending.
  *
  * Refused with BP_EINVAL (HTTP 400, never retried): a missing or empty required attribute
- * (id, source, specversion, type), specversion other than "1.0", malformed structured JSON,
+ * (id, source, specversion, type), specversion other than "1.0", a datacontenttype with a
+ * control character (it would break the Content-Type header when sent), malformed structured JSON,
  * a batch (application/cloudevents-batch+json), broken percent-encoding in a header.
  *
  * Ownership: a decoded bp_ce_t owns every string in it (malloc'd); bp_ce_clear frees them.
@@ -48,7 +49,9 @@ int bp_ce_decode(const bp_http_header_t *headers, size_t num_headers, const char
  * "ce-subject"/"ce-time" when set, and "content-type" (datacontenttype or application/json).
  * Values are percent-encoded as the HTTP binding §3.1.3.2 requires. Writes up to max headers
  * into out (malloc'd name/value strings the caller frees with bp_ce_free_headers) and returns
- * the count, or BP_ENOMEM/BP_ETOOBIG. */
+ * the count, or BP_ENOMEM/BP_ETOOBIG, or BP_EINVAL when datacontenttype is a CloudEvents media
+ * type (application/cloudevents+json or -batch+json), which a receiver would take for a
+ * structured event or a batch. */
 int bp_ce_encode_binary(const bp_ce_t *ev, bp_http_header_t *out, size_t max);
 
 void bp_ce_free_headers(bp_http_header_t *hdrs, size_t n);

@@ -119,12 +119,22 @@ int bp_time_parse_rel(const char *s, int64_t now_s, int64_t *out, bp_err_t *err)
     return bp_time_parse(s, out, err);
 }
 
+/* The instants RFC 3339 can write: years 0000 to 9999. */
+#define TIME_MIN (-62167219200LL) /* 0000-01-01T00:00:00Z */
+#define TIME_MAX 253402300799LL   /* 9999-12-31T23:59:59Z */
+
 char *bp_time_format(int64_t t, char *out)
 {
-    time_t tt = (time_t)t;
+    /* strftime's %Y does not pad ("24-02-09" for year 24, which PostgreSQL and our own parser
+     * read as another date or not at all), and gmtime_r fails past int years: so clamp, then
+     * print the fields ourselves. */
+    time_t tt = (time_t)(t < TIME_MIN ? TIME_MIN : t > TIME_MAX ? TIME_MAX : t);
     struct tm tm;
     gmtime_r(&tt, &tm);
-    strftime(out, BP_TIME_STRLEN, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    /* The clamp keeps every field in range; the modulos only tell the compiler so (-Wformat-truncation). */
+    snprintf(out, BP_TIME_STRLEN, "%04u-%02u-%02uT%02u:%02u:%02uZ", (unsigned)(tm.tm_year + 1900) % 10000u,
+             (unsigned)tm.tm_mon % 12u + 1, (unsigned)tm.tm_mday % 32u, (unsigned)tm.tm_hour % 24u,
+             (unsigned)tm.tm_min % 60u, (unsigned)tm.tm_sec % 61u);
     return out;
 }
 

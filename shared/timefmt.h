@@ -20,7 +20,9 @@ int bp_time_parse(const char *s, int64_t *out, bp_err_t *err);
 /* Like bp_time_parse, but also accepts "now" and -N{s,m,h,d} relative to now_s. */
 int bp_time_parse_rel(const char *s, int64_t now_s, int64_t *out, bp_err_t *err);
 
-/* Formats as "YYYY-MM-DDTHH:MM:SSZ" into out (at least BP_TIME_STRLEN bytes); returns out. */
+/* Formats as "YYYY-MM-DDTHH:MM:SSZ" into out (at least BP_TIME_STRLEN bytes); returns out.
+ * The year always has four digits; instants before 0000-01-01 or after 9999-12-31T23:59:59Z,
+ * which RFC 3339 cannot write, are clamped to those. */
 char *bp_time_format(int64_t t, char *out);
 
 int64_t bp_time_now(void);

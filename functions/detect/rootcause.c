@@ -76,7 +76,8 @@ static size_t roll_up(const part_t *parts, size_t k, part_t *out, char (*names)[
                 if (n == room || len >= VALUE_MAX)
                     return 0; /* keep the combinations only */
                 snprintf(names[n], VALUE_MAX, "%.*s", (int)len, p);
-                out[n++] = (part_t){.series = names[n - 1]};
+                out[n] = (part_t){.series = names[n]};
+                n++;
             }
             out[j].expected += parts[i].expected;
             out[j].actual += parts[i].actual;

@@ -7,6 +7,11 @@
 #include "detector.h"
 #include "timefmt.h"
 
+/* Epoch seconds are held to the years RFC 3339 can write (0000-9999), like the other forms:
+ * the detector adds and subtracts timestamps, which overflowed near INT64_MAX. */
+#define EPOCH_MIN (-62167219200LL)
+#define EPOCH_MAX 253402300799LL
+
 /* A timestamp as RFC 3339, as a zone-less "YYYY-MM-DD HH:MM:SS" (UTC), or as epoch seconds. */
 static int parse_ts(const char *s, int64_t *out)
 {
@@ -24,7 +29,7 @@ static int parse_ts(const char *s, int64_t *out)
     char *end = NULL;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (end != s && *end == '\0' && errno == 0) {
+    if (end != s && *end == '\0' && errno == 0 && v >= EPOCH_MIN && v <= EPOCH_MAX) {
         *out = v;
         return 0;
     }

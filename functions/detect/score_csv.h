@@ -7,7 +7,8 @@
  * Input: an optional header line (a first line whose value does not parse), then one
  * `timestamp,value` per line; blank lines are skipped; "\r\n" endings are accepted. The
  * timestamp is RFC 3339, or "YYYY-MM-DD HH:MM:SS[.fff]" without a zone (taken as UTC, as NAB
- * writes them), or integer epoch seconds. The value is the text after the last comma.
+ * writes them), or integer epoch seconds within years 0000-9999. The value is the text after the
+ * last comma.
  */
 #ifndef BP_SCORE_CSV_H
 #define BP_SCORE_CSV_H

@@ -13,9 +13,6 @@
 #include "timefmt.h"
 #include "tz.h"
 
-#define NAME_MAX_LEN 256
-#define PARAM_MAX 128
-
 /* The <name> of prefix<name>suffix in path, percent-decoded (metric names may be any UTF-8).
  * Returns 0, or -1 when path has another shape, the name is empty, contains '/' or a NUL, or
  * does not fit. */
@@ -28,10 +25,8 @@ static int name_from_path(const char *path, const char *prefix, const char *suff
     return n > 0 && strchr(out, '/') == NULL ? 0 : -1;
 }
 
-/* A query parameter into out ("" when absent). On a broken or oversized value responds 400
- * naming it and returns -1. */
-static int param(const bp_http_request_t *req, bp_http_response_t *res, const char *name, char *out,
-                 size_t outsz)
+/* A query parameter into out ("" when absent). BP_EINVAL naming it when broken or too long. */
+static int param(const bp_http_request_t *req, const char *name, char *out, size_t outsz, bp_err_t *err)
 {
     int rc = bp_http_query_param(req, name, out, outsz);
     if (rc == 1)
@@ -39,30 +34,58 @@ static int param(const bp_http_request_t *req, bp_http_response_t *res, const ch
     out[0] = '\0';
     if (rc == 0)
         return 0;
-    bp_http_respond_error(res, 400, "invalid_argument", "parameter '%s': %s", name,
-                          rc == BP_ETOOBIG ? "value too long" : "broken percent-encoding");
-    return -1;
+    return bp_err_set(err, BP_EINVAL, "parameter '%s': %s", name,
+                      rc == BP_ETOOBIG ? "value too long" : "broken percent-encoding");
 }
 
 /* An optional integer size parameter within [min, max]; 0 when absent. */
-static int size_param(const bp_http_request_t *req, bp_http_response_t *res, const char *name, int min,
-                      int max, int *out)
+static int size_param(const bp_http_request_t *req, const char *name, int min, int max, int *out,
+                      bp_err_t *err)
 {
     char text[16];
     *out = 0;
-    if (param(req, res, name, text, sizeof(text)) != 0)
-        return -1;
+    if (param(req, name, text, sizeof(text), err) != 0)
+        return BP_EINVAL;
     if (text[0] == '\0')
         return 0;
     char *end;
     long v = strtol(text, &end, 10);
-    if (*end != '\0' || end == text || v < min || v > max) {
-        bp_http_respond_error(res, 400, "invalid_argument", "parameter '%s' must be an integer from %d to %d",
-                              name, min, max);
-        return -1;
-    }
+    if (*end != '\0' || end == text || v < min || v > max)
+        return bp_err_set(err, BP_EINVAL, "parameter '%s' must be an integer from %d to %d", name, min, max);
     *out = (int)v;
     return 0;
+}
+
+int bp_render_chart_req_parse(const bp_http_request_t *req, int64_t now, bp_render_chart_req_t *out,
+                              bp_err_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    bp_render_chart_t *q = &out->chart;
+    q->format = BP_RENDER_PNG;
+    if (name_from_path(req->path, "/charts/", ".svg", out->metric, sizeof(out->metric)) == 0)
+        q->format = BP_RENDER_SVG;
+    else if (name_from_path(req->path, "/charts/", ".png", out->metric, sizeof(out->metric)) != 0)
+        return bp_err_set(err, BP_ENOTFOUND, "charts are at /charts/<metric>.png or .svg");
+    char theme[16];
+    if (param(req, "from", out->from, sizeof(out->from), err) != 0 ||
+        param(req, "to", out->to, sizeof(out->to), err) != 0 ||
+        param(req, "series", out->series, sizeof(out->series), err) != 0 ||
+        param(req, "tz", out->tz_name, sizeof(out->tz_name), err) != 0 ||
+        param(req, "theme", theme, sizeof(theme), err) != 0 ||
+        param(req, "title", out->title, sizeof(out->title), err) != 0 ||
+        size_param(req, "width", BP_CHART_MIN_WIDTH, BP_CHART_MAX_WIDTH, &q->width, err) != 0 ||
+        size_param(req, "height", BP_CHART_MIN_HEIGHT, BP_CHART_MAX_HEIGHT, &q->height, err) != 0)
+        return BP_EINVAL;
+    q->metric = out->metric;
+    q->series = out->series;
+    if (strcmp(theme, "dark") == 0)
+        q->theme = BP_CHART_DARK;
+    else if (theme[0] != '\0' && strcmp(theme, "light") != 0)
+        return bp_err_set(err, BP_EINVAL, "parameter 'theme' must be light or dark");
+    char has_title[2];
+    if (bp_http_query_param(req, "title", has_title, sizeof(has_title)) != 0)
+        q->title = out->title; /* given, even empty: an empty title draws none */
+    return bp_render_parse_range(out->from, out->to, now, &q->from, &q->to, err);
 }
 
 static bool authorized(const bp_worker_t *w, const bp_http_request_t *req, bp_http_response_t *res)
@@ -122,53 +145,25 @@ void bp_render_route_chart(void *wctx, const bp_http_request_t *req, bp_http_res
     bp_worker_t *w = wctx;
     if (!authorized(w, req, res))
         return;
-    char metric[NAME_MAX_LEN];
-    bp_render_format_t format = BP_RENDER_PNG;
-    if (name_from_path(req->path, "/charts/", ".svg", metric, sizeof(metric)) == 0) {
-        format = BP_RENDER_SVG;
-    } else if (name_from_path(req->path, "/charts/", ".png", metric, sizeof(metric)) != 0) {
-        bp_http_respond_error(res, 404, "not_found", "charts are at /charts/<metric>.png or .svg");
-        return;
-    }
-    const bp_metric_t *m = bp_config_find(w->app->config, metric);
-    if (m == NULL) {
-        bp_http_respond_error(res, 404, "not_found", "unknown metric '%s'", metric);
-        return;
-    }
-    char from_s[PARAM_MAX], to_s[PARAM_MAX], series[NAME_MAX_LEN], tz_s[BP_TZ_NAME_MAX + 8], theme[16],
-        title[BP_CHART_TITLE_MAX + 1];
-    int width = 0, height = 0;
-    if (param(req, res, "from", from_s, sizeof(from_s)) != 0 ||
-        param(req, res, "to", to_s, sizeof(to_s)) != 0 ||
-        param(req, res, "series", series, sizeof(series)) != 0 ||
-        param(req, res, "tz", tz_s, sizeof(tz_s)) != 0 ||
-        param(req, res, "theme", theme, sizeof(theme)) != 0 ||
-        param(req, res, "title", title, sizeof(title)) != 0 ||
-        size_param(req, res, "width", BP_CHART_MIN_WIDTH, BP_CHART_MAX_WIDTH, &width) != 0 ||
-        size_param(req, res, "height", BP_CHART_MIN_HEIGHT, BP_CHART_MAX_HEIGHT, &height) != 0)
-        return;
-    bp_render_chart_t q = {
-        .metric = m->name, .series = series, .width = width, .height = height, .format = format};
-    if (strcmp(theme, "dark") == 0) {
-        q.theme = BP_CHART_DARK;
-    } else if (theme[0] != '\0' && strcmp(theme, "light") != 0) {
-        bp_http_respond_error(res, 400, "invalid_argument", "parameter 'theme' must be light or dark");
-        return;
-    }
-    char has_title[2];
-    if (bp_http_query_param(req, "title", has_title, sizeof(has_title)) != 0)
-        q.title = title; /* given, even empty: an empty title draws none */
-
     bp_err_t err;
     bp_err_clear(&err);
     int64_t now = bp_time_now();
     now -= now % RELATIVE_QUANTUM_S;
-    if (bp_render_parse_range(from_s, to_s, now, &q.from, &q.to, &err) != 0) {
+    bp_render_chart_req_t cr;
+    if (bp_render_chart_req_parse(req, now, &cr, &err) != 0) {
         respond_failure(res, &err);
         return;
     }
+    const bp_metric_t *m = bp_config_find(w->app->config, cr.metric);
+    if (m == NULL) {
+        bp_http_respond_error(res, 404, "not_found", "unknown metric '%s'", cr.metric);
+        return;
+    }
+    bp_render_chart_t q = cr.chart;
+    q.metric = m->name;
+    const char *series = cr.series;
     bp_tz_t *tz = NULL;
-    if (bp_tz_load(tz_s, &tz, &err) != 0) {
+    if (bp_tz_load(cr.tz_name, &tz, &err) != 0) {
         respond_failure(res, &err);
         return;
     }
@@ -190,7 +185,7 @@ void bp_render_route_chart(void *wctx, const bp_http_request_t *req, bp_http_res
         rc = bp_render_chart(w, &q, &res->body, &err);
         res->status = 200;
         snprintf(res->content_type, sizeof(res->content_type), "%s",
-                 format == BP_RENDER_SVG ? "image/svg+xml" : "image/png");
+                 q.format == BP_RENDER_SVG ? "image/svg+xml" : "image/png");
     }
     bp_tz_free(tz);
     if (rc != 0) {

@@ -17,7 +17,36 @@
 #ifndef BP_RENDER_ROUTES_H
 #define BP_RENDER_ROUTES_H
 
+#include <stdint.h>
+
+#include "chart.h"
 #include "http/server.h"
+#include "render.h"
+#include "tz.h"
+
+#define BP_RENDER_NAME_MAX 256
+#define BP_RENDER_PARAM_MAX 128
+
+/* A chart request as parsed from its path and query string, before anything touches the
+ * configuration, the database or the time zone files. chart's strings point into this struct,
+ * so it must not be copied while chart is in use; chart.tz is left NULL (the caller loads
+ * tz_name). */
+typedef struct st_bp_render_chart_req_t {
+    char metric[BP_RENDER_NAME_MAX]; /* percent-decoded; not yet checked against the config */
+    char from[BP_RENDER_PARAM_MAX];
+    char to[BP_RENDER_PARAM_MAX];
+    char series[BP_RENDER_NAME_MAX];
+    char tz_name[BP_TZ_NAME_MAX + 8];
+    char title[BP_CHART_TITLE_MAX + 1];
+    bp_render_chart_t chart;
+} bp_render_chart_req_t;
+
+/* Parses GET /charts/<metric>.png|.svg?from=&to=&series=&tz=&width=&height=&theme=&title=
+ * into out, relative times counting from now. Returns 0; BP_ENOTFOUND (404) when the path has
+ * another shape; BP_EINVAL (400) naming the parameter that is malformed, too long or out of
+ * range. Reads only req: no I/O, no allocation. */
+int bp_render_chart_req_parse(const bp_http_request_t *req, int64_t now, bp_render_chart_req_t *out,
+                              bp_err_t *err);
 
 void bp_render_route_chart(void *wctx, const bp_http_request_t *req, bp_http_response_t *res);
 void bp_render_route_event(void *wctx, const bp_http_request_t *req, bp_http_response_t *res);

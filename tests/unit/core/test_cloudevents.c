@@ -129,6 +129,48 @@ static void structured_mode_missing_id_is_refused(void)
               BP_EINVAL);
 }
 
+/* Found by fuzz/cloudevents.c: the datacontenttype of a structured event is sent verbatim as
+ * Content-Type in binary mode, so "\r\n" in it injected a header line. */
+static void control_characters_in_datacontenttype_are_refused(void)
+{
+    bp_http_header_t h[] = {H("content-type", "application/cloudevents+json")};
+    bp_ce_t ev;
+    bp_err_t err;
+    CHECK_INT(decode(h, 1,
+                     "{\"specversion\":\"1.0\",\"id\":\"i\",\"source\":\"/s\",\"type\":\"t\","
+                     "\"datacontenttype\":\"text/plain\\r\\nx-injected: 1\"}",
+                     &ev, &err),
+              BP_EINVAL);
+    CHECK(strstr(err.msg, "datacontenttype") != NULL);
+    CHECK(ev.id == NULL);
+    bp_http_header_t b[] = {H("ce-id", "i"), H("ce-source", "/s"), H("ce-specversion", "1.0"),
+                            H("ce-type", "t"), H("content-type", "text/plain;\x01")};
+    CHECK_INT(decode(b, 5, "x", &ev, &err), BP_EINVAL);
+    bp_http_header_t ok[] = {H("ce-id", "i"), H("ce-source", "/s"), H("ce-specversion", "1.0"),
+                             H("ce-type", "t"), H("content-type", "text/plain;\tcharset=utf-8")};
+    CHECK_INT(decode(ok, 5, "x", &ev, &err), 0);
+    bp_ce_clear(&ev);
+}
+
+/* Found by fuzz/cloudevents.c: an event whose datacontenttype is application/cloudevents+json,
+ * sent in binary mode, reached the receiver as a structured event (and was refused). */
+static void an_event_with_a_cloudevents_datacontenttype_is_not_encoded_in_binary_mode(void)
+{
+    bp_ce_t ev = {.id = "i",
+                  .source = "/s",
+                  .specversion = "1.0",
+                  .type = "t",
+                  .datacontenttype = " Application/CloudEvents+JSON; charset=utf-8"};
+    bp_http_header_t h[8];
+    CHECK_INT(bp_ce_encode_binary(&ev, h, 8), BP_EINVAL);
+    ev.datacontenttype = "application/cloudevents-batch+json";
+    CHECK_INT(bp_ce_encode_binary(&ev, h, 8), BP_EINVAL);
+    ev.datacontenttype = "application/cloudevents+jsonx";
+    int n = bp_ce_encode_binary(&ev, h, 8);
+    CHECK_INT(n, 5);
+    bp_ce_free_headers(h, (size_t)n);
+}
+
 static void malformed_structured_json_is_refused(void)
 {
     bp_http_header_t h[] = {H("content-type", "application/cloudevents+json")};
@@ -197,6 +239,8 @@ int main(void)
     RUN(structured_mode_event_is_decoded_with_data_as_json_text);
     RUN(structured_mode_data_base64_is_decoded);
     RUN(structured_mode_missing_id_is_refused);
+    RUN(control_characters_in_datacontenttype_are_refused);
+    RUN(an_event_with_a_cloudevents_datacontenttype_is_not_encoded_in_binary_mode);
     RUN(malformed_structured_json_is_refused);
     RUN(batch_is_refused_by_content_type_and_by_array);
     RUN(a_plain_request_is_not_an_event);

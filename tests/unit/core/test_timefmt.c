@@ -50,6 +50,21 @@ static void relative_times_count_back_from_now(void)
     CHECK_INT(bp_time_parse_rel("-99999999999d", 0, &t, NULL), BP_EINVAL);
 }
 
+/* Found by fuzz/params.c: strftime's %Y wrote year 24 as "24", which reads back as another
+ * date or not at all. */
+static void format_writes_four_digit_years_and_clamps_what_rfc3339_cannot_write(void)
+{
+    char buf[BP_TIME_STRLEN];
+    int64_t t = 0, back = 0;
+    CHECK_INT(bp_time_parse("0024-02-09T23:59:59Z", &t, NULL), 0);
+    CHECK_STR(bp_time_format(t, buf), "0024-02-09T23:59:59Z");
+    CHECK_INT(bp_time_parse(buf, &back, NULL), 0);
+    CHECK_INT(back, t);
+    CHECK_STR(bp_time_format(-62167219200LL, buf), "0000-01-01T00:00:00Z");
+    CHECK_STR(bp_time_format(INT64_MIN, buf), "0000-01-01T00:00:00Z");
+    CHECK_STR(bp_time_format(INT64_MAX, buf), "9999-12-31T23:59:59Z");
+}
+
 static void floor_aligns_to_utc_intervals_also_before_1970(void)
 {
     CHECK_INT(bp_time_floor(1795615559, 60), 1795615500);
@@ -62,6 +77,7 @@ int main(void)
     RUN(rfc3339_with_zone_offsets_and_fractions_parses_to_utc);
     RUN(malformed_times_are_refused);
     RUN(relative_times_count_back_from_now);
+    RUN(format_writes_four_digit_years_and_clamps_what_rfc3339_cannot_write);
     RUN(floor_aligns_to_utc_intervals_also_before_1970);
     TEST_DONE();
 }

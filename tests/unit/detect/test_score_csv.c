@@ -66,6 +66,18 @@ static void a_bad_timestamp_names_its_line(void)
     CHECK(strstr(err.msg, ":2:") != NULL && strstr(err.msg, "yesterday") != NULL);
 }
 
+/* Found by fuzz/score_csv.c: an epoch near INT64_MAX overflowed the detector's timestamp
+ * arithmetic (signed overflow, UB). */
+static void epoch_seconds_beyond_year_9999_are_a_bad_timestamp(void)
+{
+    char out[4096] = {0};
+    bp_err_t err = {0};
+    CHECK_INT(score_text("1795000000,1\n253402300799,2\n", out, sizeof(out), &err), 0);
+    CHECK_INT(score_text("1795000000,1\n9223372036854775807,2\n", out, sizeof(out), &err), BP_EINVAL);
+    CHECK(strstr(err.msg, ":2: bad timestamp") != NULL);
+    CHECK_INT(score_text("-62167219201,1\n", out, sizeof(out), &err), BP_EINVAL);
+}
+
 static void a_missing_file_is_an_io_error(void)
 {
     char out[256] = {0};
@@ -80,6 +92,7 @@ int main(void)
     RUN(rows_are_echoed_with_a_score_after_a_header);
     RUN(a_bad_value_names_its_line);
     RUN(a_bad_timestamp_names_its_line);
+    RUN(epoch_seconds_beyond_year_9999_are_a_bad_timestamp);
     RUN(a_missing_file_is_an_io_error);
     TEST_DONE();
 }
