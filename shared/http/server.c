@@ -201,6 +201,20 @@ static const char *status_reason(int status)
 static const bp_http_route_t *match_route(const server_t *srv, const char *method, size_t method_len,
                                           const char *path, size_t path_len, bool *path_known);
 
+/* A NUL-terminated copy of at most max bytes of a client's (unterminated) token: memcpy, not
+ * strndup, which may look one byte past the token for a terminator that is not there. */
+static char *copy_prefix(const char *s, size_t len, size_t max)
+{
+    if (len > max)
+        len = max;
+    char *c = malloc(len + 1);
+    if (c != NULL) {
+        memcpy(c, s, len);
+        c[len] = '\0';
+    }
+    return c;
+}
+
 static void record_request(server_t *srv, const char *method, size_t method_len, const char *path,
                            size_t path_len, const char *route, int status, double seconds,
                            const char *traceparent, bool aborted, const char *error)
@@ -215,8 +229,8 @@ static void record_request(server_t *srv, const char *method, size_t method_len,
      * values nobody wants in a log. */
     bp_buf_t f;
     bp_buf_init(&f, 8192);
-    char *m = strndup(method, method_len);
-    char *p = strndup(path, path_len < 1024 ? path_len : 1024);
+    char *m = copy_prefix(method, method_len, 32);
+    char *p = copy_prefix(path, path_len, 1024);
     int rc = m != NULL && p != NULL ? 0 : BP_ENOMEM;
     if (rc == 0)
         rc = bp_buf_append(&f, "\"method\":", 9);
@@ -305,11 +319,12 @@ static void send_error_now(server_t *srv, h2o_req_t *req, const char *route, uin
     bp_buf_init(&b, 4096);
     int rc = bp_http__append_error_json(&b, code, msg);
     const char *body = rc == 0 ? b.base : "{\"error\":{\"code\":\"internal\",\"message\":\"\"}}";
-    const char *tp = h2o_traceparent(req, &req->pool);
+    /* Logged before sending: once the response is out, h2o may recycle the buffers that
+     * req->method and req->path point into (ASan caught a read past one). */
+    record_request(srv, req->method.base, req->method.len, req->path.base, path_len_of(req), route, status,
+                   (double)(now_ns() - t0) / 1e9, h2o_traceparent(req, &req->pool), false, msg);
     send_copy(srv, req, status, "application/json", headers, num_headers, body, strlen(body));
     bp_buf_free(&b);
-    record_request(srv, req->method.base, req->method.len, req->path.base, path_len_of(req), route, status,
-                   (double)(now_ns() - t0) / 1e9, tp, false, msg);
 }
 
 /* The worker pool: a mutex+condvar FIFO of jobs, drained by cfg->workers threads. */
@@ -559,11 +574,11 @@ static void serve_builtin(server_t *srv, h2o_req_t *req, const bp_http_route_t *
         send_error_now(srv, req, r->name, t0, 500, bp_strerror(rc), "could not render the response", NULL, 0);
         return;
     }
-    const char *tp = h2o_traceparent(req, &req->pool);
+    /* Logged before sending, as in send_error_now. */
+    record_request(srv, req->method.base, req->method.len, req->path.base, path_len_of(req), r->name, status,
+                   (double)(now_ns() - t0) / 1e9, h2o_traceparent(req, &req->pool), false, NULL);
     send_copy(srv, req, status, ctype, NULL, 0, b.base != NULL ? b.base : "", b.len);
     bp_buf_free(&b);
-    record_request(srv, req->method.base, req->method.len, req->path.base, path_len_of(req), r->name, status,
-                   (double)(now_ns() - t0) / 1e9, tp, false, NULL);
 }
 
 static size_t headers_size(const h2o_req_t *req)
