@@ -1,6 +1,7 @@
 """Late data can take an incident back: a drop that was only events arriving late opens an
 incident, and when the late events land inside the lateness window the rescored episode no
-longer holds, so the incident is retracted (resolved, marked, one resolved event)."""
+longer holds, so the incident is retracted (resolved, marked, one resolved event). Late data that leaves an
+episode standing re-scores it without a second incident or a second event per state."""
 
 import datetime
 
@@ -38,6 +39,36 @@ class Retraction(harness.TestCase):
         events = self.db.sql("SELECT ce_id FROM outbox WHERE ce_type = 'dev.bizpulse.incident.resolved.v1'")
         self.assertEqual(len(events), 1, events)
         self.assertTrue(events[0][0].endswith("/resolved/retracted"), events)
+
+    def test_late_events_inside_a_resolved_episode_keep_its_one_incident_and_its_events(self):
+        end = harness.last_closed_minute()
+        start = end - datetime.timedelta(minutes=MINUTES)
+        drop_at, drop = MINUTES - 60, 15  # then 45 normal minutes, enough to resolve
+        counts = [60 if drop_at <= i < drop_at + drop else 95 + (i * 7) % 11 for i in range(MINUTES)]
+        self.db.insert_minutes(rfc3339(start), counts)
+        detect = self.service("detect")
+        aggregate = self.service("aggregate", K_SINK=detect.url, BIZPULSE_AGG_LATENESS_S=3600,
+                                 BIZPULSE_AGG_GRACE_S=100)
+        self.assertEqual(aggregate.scheduler_tick().status, 200)
+        harness.wait_until(lambda: self.db.value("SELECT string_agg(status, ',') FROM incidents") == "resolved", 30,
+                           "the drop's incident, resolved")
+        before = self.db.sql("SELECT id, started_at, last_anomaly_at, peak_timestamp, resolved_at FROM incidents")
+
+        # A few events of a drop minute arrive late: still a drop, so aggregate's revised
+        # window re-scores the whole episode and its recovery.
+        self.db.insert_minutes(rfc3339(start + datetime.timedelta(minutes=drop_at + 5)), [3])
+        self.assertEqual(aggregate.scheduler_tick(harness.utcnow() + datetime.timedelta(seconds=1)).status, 200)
+        harness.wait_until(lambda: detect.metric("bizpulse_events_in_total", 'type="aggregated",result="ok"') == 2,
+                           30, "detect to score the revised window")
+        self.assertEqual(self.db.value("SELECT metric_value FROM aggregated_metrics WHERE series = '' AND "
+                                       "metric_timestamp = :'t'::timestamptz",
+                                       t=rfc3339(start + datetime.timedelta(minutes=drop_at + 5))), "63")
+        self.assertEqual(self.db.sql("SELECT id, started_at, last_anomaly_at, peak_timestamp, resolved_at "
+                                     "FROM incidents"), before)
+        self.assertIsNone(self.db.value("SELECT context->>'retracted' FROM incidents"))
+        events = self.db.sql("SELECT ce_id FROM outbox WHERE ce_type LIKE 'dev.bizpulse.incident.%' ORDER BY seq")
+        states = [e[0].split("/")[2] for e in events]
+        self.assertEqual((states.count("opened"), states.count("resolved")), (1, 1), events)
 
 
 if __name__ == "__main__":
