@@ -163,7 +163,7 @@ typedef struct {
     /* The open episode replays an incident already resolved (a re-scored range): its resolution
      * and the anomalies up to known_last were told already. */
     bool replay;
-    int64_t known_last;
+    int64_t known_last, known_end;
 } ctx_t;
 
 /* Loads row i of an INCIDENT_COLUMNS result as the current, open episode. */
@@ -208,6 +208,7 @@ static bool replay(ctx_t *c, PGresult *known, const bp_episode_known_t *spans, s
     load(c, known, k);
     c->replay = true;
     c->known_last = c->e.last_anomaly;
+    c->known_end = bp_db_int(known, k, "resolved");
     c->e.ring_len = now.ring_len;
     c->e.ring_head = now.ring_head;
     memcpy(c->e.ring, now.ring, sizeof(now.ring));
@@ -416,6 +417,18 @@ int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *prior
     }
     bool dirty = false, peak_moved = false;
     for (size_t i = 0; i < n && rc == 0; i++) {
+        if (c.replay && c.e.open && pts[i].ts > c.known_end) {
+            /* The replayed incident was told resolved at known_end and stays so: anomalies
+             * after it make a new episode, from evidence after it only. */
+            if (dirty && (rc = persist_update(&c, peak_moved, err)) != 0)
+                break;
+            if (dirty) {
+                change->id = c.id;
+                change->state = "updated";
+            }
+            memset(&c.e, 0, sizeof(c.e));
+            dirty = peak_moved = c.replay = false;
+        }
         int ev = bp_episode_feed(&c.e, &pts[i], &prm);
         if ((ev & BP_EPISODE_OPENED) && replay(&c, known, spans, nknown, &peak_moved)) {
             dirty = peak_moved || c.e.last_anomaly > c.known_last;

@@ -1,7 +1,8 @@
 """Late data can take an incident back: a drop that was only events arriving late opens an
 incident, and when the late events land inside the lateness window the rescored episode no
 longer holds, so the incident is retracted (resolved, marked, one resolved event). Late data that leaves an
-episode standing re-scores it without a second incident or a second event per state."""
+episode standing re-scores it without a second incident or a second event per state; late
+anomalies after a resolution already told make a new incident."""
 
 import datetime
 
@@ -69,6 +70,46 @@ class Retraction(harness.TestCase):
         events = self.db.sql("SELECT ce_id FROM outbox WHERE ce_type LIKE 'dev.bizpulse.incident.%' ORDER BY seq")
         states = [e[0].split("/")[2] for e in events]
         self.assertEqual((states.count("opened"), states.count("resolved")), (1, 1), events)
+
+    def test_late_anomalies_after_a_resolution_already_told_open_a_new_incident(self):
+        end = harness.last_closed_minute()
+        start = end - datetime.timedelta(minutes=MINUTES)
+        drop_at, drop = MINUTES - 60, 15
+        resolved = drop_at + drop + 29  # the 30th normal minute resolves
+        counts = [10 if drop_at <= i < drop_at + drop else 95 + (i * 7) % 11 for i in range(MINUTES)]
+        self.db.insert_minutes(rfc3339(start), counts)
+        detect = self.service("detect")
+        aggregate = self.service("aggregate", K_SINK=detect.url, BIZPULSE_AGG_LATENESS_S=3600,
+                                 BIZPULSE_AGG_GRACE_S=100)
+        self.assertEqual(aggregate.scheduler_tick().status, 200)
+        harness.wait_until(lambda: self.db.value("SELECT string_agg(status, ',') FROM incidents") == "resolved", 30,
+                           "the drop's incident, resolved")
+        at = lambda i: rfc3339(start + datetime.timedelta(minutes=i))
+        self.assertEqual(self.db.value("SELECT resolved_at FROM incidents"),
+                         self.db.value("SELECT :'t'::timestamptz", t=at(resolved)))
+
+        # Late events: a few in a drop minute, and spikes just before and after the resolution
+        # people were told of. The re-scored episode would not have resolved there; it stays
+        # resolved, and the spikes after it are a new incident.
+        self.db.insert_minutes(at(drop_at + 5), [3])
+        for i in (resolved - 1, resolved + 1, resolved + 2):
+            self.db.insert_minutes(at(i), [70])
+        self.assertEqual(aggregate.scheduler_tick(harness.utcnow() + datetime.timedelta(seconds=1)).status, 200)
+        harness.wait_until(lambda: detect.metric("bizpulse_events_in_total", 'type="aggregated",result="ok"') == 2,
+                           30, "detect to score the revised window")
+        anomalies = [r[0] for r in self.db.sql("SELECT metric_timestamp FROM aggregated_metrics WHERE series = '' "
+                                                "AND is_anomaly AND metric_timestamp > :'t'::timestamptz ORDER BY 1",
+                                                t=at(drop_at + drop))]
+        self.assertEqual(anomalies, [self.db.value("SELECT :'t'::timestamptz", t=at(i))
+                                     for i in (resolved - 1, resolved + 1, resolved + 2)])
+        rows = self.db.sql("SELECT status, started_at, last_anomaly_at, resolved_at, context->>'retracted' "
+                           "FROM incidents ORDER BY id")
+        ts = lambda i: self.db.value("SELECT :'t'::timestamptz", t=at(i))
+        self.assertEqual(rows, [["resolved", ts(drop_at), ts(resolved - 1), ts(resolved), None],
+                                ["open", ts(resolved + 1), ts(resolved + 2), None, None]])
+        events = [r[0] for r in self.db.sql("SELECT ce_id FROM outbox WHERE ce_type LIKE 'dev.bizpulse.incident.%' "
+                                            "ORDER BY seq")]
+        self.assertEqual(events, ["incident/1/opened", "incident/1/resolved", "incident/2/opened"])
 
 
 if __name__ == "__main__":
