@@ -33,6 +33,17 @@ static const bp_db_stmt_t points_sql = {
     " AND metric_timestamp < to_timestamp($3::bigint) ORDER BY metric_timestamp",
     3};
 
+/* The last point already scored at or after $2: a window delivered late (after a later one,
+ * or revised data) is scored on through it, so the later points get the verdicts they would
+ * have had in order (they saw this window's points unscored) and the incident decision sees
+ * the whole story again (incident.c recognises the episodes it already told). */
+static const bp_db_stmt_t scored_after_sql = {
+    "bp_det_scored_after",
+    "SELECT extract(epoch FROM max(metric_timestamp))::bigint AS ts FROM aggregated_metrics"
+    " WHERE metric_name = $1 AND series = '' AND metric_timestamp >= to_timestamp($2::bigint)"
+    " AND scored_at IS NOT NULL",
+    2};
+
 /* One statement for the whole window: arrays in, one UPDATE out. $11 is the method's name;
  * $12..$15 say which points a sustained drift made anomalous, with the drift's numbers. */
 static const bp_db_stmt_t store_sql = {
@@ -262,6 +273,32 @@ out:
     return rc;
 }
 
+/* Scoring on stops at the ceiling of one event: a window that late (a replayed backfill) is
+ * scored alone, as it always was, and the points after it keep their verdicts. */
+static int extend_late(bp_db_t *db, const bp_metric_t *m, bp_method_t method, bp_detect_range_t *range,
+                       bp_err_t *err)
+{
+    char s_to[24];
+    snprintf(s_to, sizeof(s_to), "%" PRId64, range->to);
+    const char *p[] = {m->name, s_to};
+    PGresult *res = NULL;
+    int rc = bp_db_query(db, &scored_after_sql, p, &res, err);
+    if (rc != 0)
+        return rc;
+    if (!bp_db_isnull(res, 0, "ts")) {
+        int64_t to = bp_db_int(res, 0, "ts") + m->interval_s;
+        int64_t points =
+            (to - range->from) / m->interval_s + (int64_t)bp_score_history(method, m->interval_s);
+        if (points <= MAX_POINTS)
+            range->to = to;
+        else
+            bp_log(BP_LOG_WARNING, "%s: late window not scored on through the %" PRId64 " points after it",
+                   m->name, (to - range->to) / m->interval_s);
+    }
+    PQclear(res);
+    return 0;
+}
+
 int bp_detect_handle(bp_worker_t *w, const bp_ce_t *ev, const bp_detect_options_t *opts, bp_buf_t *out,
                      bp_err_t *err)
 {
@@ -308,6 +345,7 @@ int bp_detect_handle(bp_worker_t *w, const bp_ce_t *ev, const bp_detect_options_
         goto out;
     }
     if ((rc = bp_db_query(w->db, &lock_sql, name, NULL, err)) != 0 ||
+        (rc = extend_late(w->db, m, method, &range, err)) != 0 ||
         (rc = bp_detect_score_range(w->db, m, method, opts->z_alert, &range, &pts, &hist_n, &n, prior,
                                     &nprior, err)) != 0 ||
         (n > 0 && (rc = store(w->db, m->name, bp_score_method_name(method), pts, hist_n, n, err)) != 0) ||

@@ -63,3 +63,11 @@ int bp_episode_feed(bp_episode_t *e, const bp_point_t *p, const bp_episode_param
     }
     return 0;
 }
+
+int bp_episode_match(const bp_episode_t *e, const bp_episode_known_t *known, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (known[i].started <= e->last_anomaly && known[i].end >= e->started)
+            return (int)i;
+    return -1;
+}

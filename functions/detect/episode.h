@@ -50,4 +50,15 @@ void bp_episode_prime(bp_episode_t *e, const bp_point_t *p, const bp_episode_par
 /* Feeds the next point (ascending ts); returns a mask of BP_EPISODE_* (0: nothing happened). */
 int bp_episode_feed(bp_episode_t *e, const bp_point_t *p, const bp_episode_params_t *prm);
 
+/* The time span of an incident already stored for the metric. */
+typedef struct st_bp_episode_known_t {
+    int64_t started;
+    int64_t end; /* resolved_at; INT64_MAX while the incident is open */
+} bp_episode_known_t;
+
+/* Re-scoring a range (a late window, revised data) replays episodes that already have an
+ * incident. For an episode e that just opened, returns the index of the first of known[0..n)
+ * whose span overlaps or touches e's [started, last_anomaly], or -1 when e is a new episode. */
+int bp_episode_match(const bp_episode_t *e, const bp_episode_known_t *known, size_t n);
+
 #endif

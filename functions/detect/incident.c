@@ -14,17 +14,30 @@
 #include "rootcause.h"
 #include "timefmt.h"
 
-static const bp_db_stmt_t open_incident_sql = {
-    "bp_inc_open",
-    "SELECT id, extract(epoch FROM last_anomaly_at)::bigint AS last_anomaly,"
-    " extract(epoch FROM started_at)::bigint AS started, peak_value, peak_expected,"
-    " extract(epoch FROM peak_timestamp)::bigint AS peak_ts,"
-    " (context->>'lower')::float8 AS peak_lower, (context->>'upper')::float8 AS peak_upper, summary,"
-    " (context->'drift'->>'intervals')::int AS drift_n, (context->'drift'->>'actual')::float8 AS "
-    "drift_actual,"
+#define INCIDENT_COLUMNS                                                                                     \
+    "SELECT id, extract(epoch FROM last_anomaly_at)::bigint AS last_anomaly,"                                \
+    " extract(epoch FROM started_at)::bigint AS started, peak_value, peak_expected,"                         \
+    " extract(epoch FROM peak_timestamp)::bigint AS peak_ts,"                                                \
+    " extract(epoch FROM resolved_at)::bigint AS resolved,"                                                  \
+    " (context->>'lower')::float8 AS peak_lower, (context->>'upper')::float8 AS peak_upper, summary,"        \
+    " (context->'drift'->>'intervals')::int AS drift_n, (context->'drift'->>'actual')::float8 AS "           \
+    "drift_actual,"                                                                                          \
     " (context->'drift'->>'expected')::float8 AS drift_expected"
-    " FROM incidents WHERE metric_name = $1 AND status = 'open' FOR UPDATE",
+
+static const bp_db_stmt_t open_incident_sql = {
+    "bp_inc_open", INCIDENT_COLUMNS " FROM incidents WHERE metric_name = $1 AND status = 'open' FOR UPDATE",
     1};
+
+/* Resolved incidents a re-scored range [$2, $3] may replay (retracted ones no longer hold).
+ * Bounded: a range holds few episodes, and one missed here only costs a duplicate incident. */
+#define KNOWN_MAX 16
+static const bp_db_stmt_t known_sql = {
+    "bp_inc_known",
+    INCIDENT_COLUMNS " FROM incidents WHERE metric_name = $1 AND status = 'resolved'"
+                     " AND NOT coalesce((context->>'retracted')::bool, false)"
+                     " AND started_at <= to_timestamp($3::bigint) AND resolved_at >= to_timestamp($2::bigint)"
+                     " ORDER BY started_at LIMIT 16",
+    3};
 
 static const bp_db_stmt_t insert_sql = {
     "bp_inc_insert",
@@ -147,7 +160,66 @@ typedef struct {
     bp_episode_t e;
     long long id;
     char summary[768];
+    /* The open episode replays an incident already resolved (a re-scored range): its resolution
+     * and the anomalies up to known_last were told already. */
+    bool replay;
+    int64_t known_last, known_end;
 } ctx_t;
+
+/* Loads row i of an INCIDENT_COLUMNS result as the current, open episode. */
+static void load(ctx_t *c, PGresult *res, int i)
+{
+    c->id = bp_db_int(res, i, "id");
+    c->e.open = true;
+    c->e.started = bp_db_int(res, i, "started");
+    c->e.last_anomaly = bp_db_int(res, i, "last_anomaly");
+    c->e.peak = (bp_point_t){.ts = bp_db_int(res, i, "peak_ts"),
+                             .value = bp_db_double(res, i, "peak_value"),
+                             .expected = bp_db_double(res, i, "peak_expected"),
+                             .lower = bp_db_double(res, i, "peak_lower"),
+                             .upper = bp_db_double(res, i, "peak_upper"),
+                             .verdict = true,
+                             .anomaly = true,
+                             .drift = !bp_db_isnull(res, i, "drift_n")};
+    if (c->e.peak.drift) {
+        c->e.peak.drift_n = (int)bp_db_int(res, i, "drift_n");
+        c->e.peak.drift_actual = bp_db_double(res, i, "drift_actual");
+        c->e.peak.drift_expected = bp_db_double(res, i, "drift_expected");
+    }
+    snprintf(c->summary, sizeof(c->summary), "%s", bp_db_text(res, i, "summary"));
+}
+
+static double deviation(const bp_point_t *p)
+{
+    return fabs(p->value - p->expected);
+}
+
+/* An episode just opened in a re-scored range: when a resolved incident covers it, that
+ * incident continues (no second one, no second opened event). Keeps the stored story: its
+ * start, and its peak unless this episode went deeper. Returns whether it matched; peak_moved
+ * says the peak changed. */
+static bool replay(ctx_t *c, PGresult *known, const bp_episode_known_t *spans, size_t nknown,
+                   bool *peak_moved)
+{
+    int k = bp_episode_match(&c->e, spans, nknown);
+    if (k < 0)
+        return false;
+    bp_episode_t now = c->e;
+    load(c, known, k);
+    c->replay = true;
+    c->known_last = c->e.last_anomaly;
+    c->known_end = bp_db_int(known, k, "resolved");
+    c->e.ring_len = now.ring_len;
+    c->e.ring_head = now.ring_head;
+    memcpy(c->e.ring, now.ring, sizeof(now.ring));
+    c->e.normal_after = 0;
+    if (now.last_anomaly > c->e.last_anomaly)
+        c->e.last_anomaly = now.last_anomaly;
+    *peak_moved = deviation(&now.peak) > deviation(&c->e.peak);
+    if (*peak_moved)
+        c->e.peak = now.peak;
+    return true;
+}
 
 /* The incident's sentence and context JSON for its current state (root cause included for a
  * metric with dimensions). ctx->summary gets the sentence; json must be freed. */
@@ -286,30 +358,14 @@ int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *prior
     change->state = NULL;
     ctx_t c = {.db = db, .m = m, .o = o};
     const char *name[] = {m->name};
-    PGresult *res = NULL;
+    PGresult *res = NULL, *known = NULL;
+    bp_episode_known_t spans[KNOWN_MAX];
+    size_t nknown = 0;
     int rc = bp_db_query(db, &open_incident_sql, name, &res, err);
     if (rc != 0)
         return rc;
-    if (PQntuples(res) > 0) {
-        c.id = bp_db_int(res, 0, "id");
-        c.e.open = true;
-        c.e.started = bp_db_int(res, 0, "started");
-        c.e.last_anomaly = bp_db_int(res, 0, "last_anomaly");
-        c.e.peak = (bp_point_t){.ts = bp_db_int(res, 0, "peak_ts"),
-                                .value = bp_db_double(res, 0, "peak_value"),
-                                .expected = bp_db_double(res, 0, "peak_expected"),
-                                .lower = bp_db_double(res, 0, "peak_lower"),
-                                .upper = bp_db_double(res, 0, "peak_upper"),
-                                .verdict = true,
-                                .anomaly = true,
-                                .drift = !bp_db_isnull(res, 0, "drift_n")};
-        if (c.e.peak.drift) {
-            c.e.peak.drift_n = (int)bp_db_int(res, 0, "drift_n");
-            c.e.peak.drift_actual = bp_db_double(res, 0, "drift_actual");
-            c.e.peak.drift_expected = bp_db_double(res, 0, "drift_expected");
-        }
-        snprintf(c.summary, sizeof(c.summary), "%s", bp_db_text(res, 0, "summary"));
-    }
+    if (PQntuples(res) > 0)
+        load(&c, res, 0);
     PQclear(res);
     bp_episode_params_t prm = {.min_anomalies = o->min_anomalies,
                                .open_span = o->open_span,
@@ -346,27 +402,60 @@ int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *prior
     } else {
         for (size_t i = 0; i < nprior; i++)
             bp_episode_prime(&c.e, &prior[i], &prm);
+        if (n > 0) {
+            char s_from[24], s_to[24];
+            snprintf(s_from, sizeof(s_from), "%" PRId64, nprior > 0 ? prior[0].ts : pts[0].ts);
+            snprintf(s_to, sizeof(s_to), "%" PRId64, pts[n - 1].ts);
+            const char *p[] = {m->name, s_from, s_to};
+            if ((rc = bp_db_query(db, &known_sql, p, &known, err)) != 0)
+                return rc;
+            nknown = (size_t)PQntuples(known);
+            for (size_t k = 0; k < nknown && k < KNOWN_MAX; k++)
+                spans[k] = (bp_episode_known_t){.started = bp_db_int(known, (int)k, "started"),
+                                                .end = bp_db_int(known, (int)k, "resolved")};
+        }
     }
     bool dirty = false, peak_moved = false;
     for (size_t i = 0; i < n && rc == 0; i++) {
+        if (c.replay && c.e.open && pts[i].ts > c.known_end) {
+            /* The replayed incident was told resolved at known_end and stays so: anomalies
+             * after it make a new episode, from evidence after it only. */
+            if (dirty && (rc = persist_update(&c, peak_moved, err)) != 0)
+                break;
+            if (dirty) {
+                change->id = c.id;
+                change->state = "updated";
+            }
+            memset(&c.e, 0, sizeof(c.e));
+            dirty = peak_moved = c.replay = false;
+        }
         int ev = bp_episode_feed(&c.e, &pts[i], &prm);
-        if (ev & BP_EPISODE_OPENED) {
+        if ((ev & BP_EPISODE_OPENED) && replay(&c, known, spans, nknown, &peak_moved)) {
+            dirty = peak_moved || c.e.last_anomaly > c.known_last;
+        } else if (ev & BP_EPISODE_OPENED) {
+            c.replay = false;
             rc = persist_open(&c, err);
             change->id = c.id;
             change->state = "opened";
         }
         if (ev & BP_EPISODE_ANOMALY) {
-            dirty = true;
+            /* a replayed incident already tells of its anomalies up to known_last */
+            if (c.replay && c.e.last_anomaly < c.known_last)
+                c.e.last_anomaly = c.known_last;
+            dirty |= !c.replay || pts[i].ts > c.known_last || (ev & BP_EPISODE_PEAK) != 0;
             peak_moved |= (ev & BP_EPISODE_PEAK) != 0;
         }
         if ((ev & BP_EPISODE_RESOLVED) && rc == 0) {
             if (dirty)
                 rc = persist_update(&c, peak_moved, err);
-            if (rc == 0)
+            /* a replayed incident was resolved once, with its own resolved event */
+            if (rc == 0 && !c.replay)
                 rc = persist_resolve(&c, err);
-            dirty = peak_moved = false;
-            change->id = c.id;
-            change->state = "resolved";
+            if (dirty || !c.replay) {
+                change->id = c.id;
+                change->state = c.replay ? "updated" : "resolved";
+            }
+            dirty = peak_moved = c.replay = false;
         }
     }
     if (rc == 0 && c.e.open && dirty) {
@@ -376,5 +465,6 @@ int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *prior
             change->state = "updated";
         }
     }
+    PQclear(known);
     return rc;
 }

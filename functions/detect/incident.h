@@ -2,6 +2,8 @@
  * incident: one metric's incident lifecycle, driven by scored points (DESIGN §6): open when
  * enough recent evidence exists and no incident is open (the database allows one open
  * incident per metric), track the peak while it lasts, resolve after a run of normal points.
+ * A re-scored range (a late window, revised data) replays episodes already told: one that
+ * overlaps a resolved incident continues it, with no second opened or resolved event.
  * Every state change queues its CloudEvent (dev.bizpulse.incident.opened.v1 /
  * .resolved.v1, id "incident/<id>/<state>") in the outbox, inside the caller's transaction.
  */

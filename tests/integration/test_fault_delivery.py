@@ -209,15 +209,10 @@ class RedeliveryOutOfOrder(harness.TestCase):
         # the drop scored first sees the same history), then the recovery.
         self.check_order([1, 0, 1, 0, 2, 1, 2, 0, 2])
 
-    @unittest.expectedFailure
     def test_a_recovery_window_delivered_before_its_drop_window_leaves_the_state_of_an_ordered_delivery(self):
-        # KNOWN BUG (reported, not fixed): a window scored before an earlier one that holds
-        # anomalies sees them unscored. Here the recovery, scored first, sees the drop's points
-        # unscored; the drop then opens an incident that no later window resolves (the
-        # recovery's redeliveries are duplicates), so it stays open until the next tick's
-        # window, and the recovery's bands differ. Scoring a late window through the points
-        # already scored after it fixes the first part but then re-scoring a resolved episode
-        # opens a second incident: the episode logic must learn that first.
+        # The recovery, scored first, sees the drop's points unscored; the history, then the
+        # drop, arrive late and are scored on through the recovery, which gets its ordered
+        # verdicts; re-scoring the resolved episode keeps its one incident.
         self.check_order([2, 0, 2, 1, 0, 1, 2, 0, 1])
 
     def check_order(self, order):

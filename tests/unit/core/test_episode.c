@@ -67,11 +67,31 @@ static void old_points_prime_the_span_but_only_recent_ones_open(void)
     CHECK_INT(e.started, 900);
 }
 
+static void a_replayed_episode_matches_the_incident_it_overlaps_or_touches_and_no_other(void)
+{
+    /* a resolved incident 600..1200, then an open one from 3000 */
+    const bp_episode_known_t known[] = {{.started = 600, .end = 1200}, {.started = 3000, .end = INT64_MAX}};
+    bp_episode_t e = {0};
+    feed(&e, 540, 10, 100, 1, &prm);
+    CHECK_INT(feed(&e, 600, 10, 100, 1, &prm), BP_EPISODE_OPENED);
+    CHECK_INT(bp_episode_match(&e, known, 2), 0); /* started earlier than stored: same episode */
+    bp_episode_t late = {.open = true, .started = 1200, .last_anomaly = 1260};
+    CHECK_INT(bp_episode_match(&late, known, 2), 0); /* touches the resolution */
+    bp_episode_t after = {.open = true, .started = 1260, .last_anomaly = 1320};
+    CHECK_INT(bp_episode_match(&after, known, 2), -1); /* after it resolved: a new episode */
+    bp_episode_t before = {.open = true, .started = 300, .last_anomaly = 540};
+    CHECK_INT(bp_episode_match(&before, known, 2), -1);
+    bp_episode_t open = {.open = true, .started = 5000, .last_anomaly = 5060};
+    CHECK_INT(bp_episode_match(&open, known, 2), 1); /* an open incident covers all that follows */
+    CHECK_INT(bp_episode_match(&open, known, 0), -1);
+}
+
 int main(void)
 {
     RUN(one_anomaly_alone_opens_nothing_two_within_the_span_open);
     RUN(anomalies_far_apart_never_open);
     RUN(the_peak_follows_the_deepest_point_and_resolution_needs_a_run_of_normal_points);
     RUN(old_points_prime_the_span_but_only_recent_ones_open);
+    RUN(a_replayed_episode_matches_the_incident_it_overlaps_or_touches_and_no_other);
     TEST_DONE();
 }
