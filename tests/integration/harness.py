@@ -77,6 +77,11 @@ def rfc3339(dt):
     return dt.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_rfc3339(text):
+    """The inverse of rfc3339 (any offset; 'Z' for UTC)."""
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def utcnow():
     return datetime.datetime.now(datetime.timezone.utc)
 
