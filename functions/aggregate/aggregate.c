@@ -373,11 +373,40 @@ static int compute_window(bp_worker_t *w, const bp_metric_t *m, const bp_agg_opt
                                             fill.base};
     for (size_t i = 0; i < m->num_dimensions; i++)
         p[10 + i] = m->dimensions[i];
+    /* A catch-up batch past everything stored so far inserts its rows without ON CONFLICT
+     * (agg_sql.h). Tick windows revise stored intervals: always the upsert. */
+    const bp_db_stmt_t *stmt = bp_agg_sql_upsert(m);
+    bool vacant = false;
+    if (win->to - win->from > GENERIC_MAX_S) {
+        int64_t v = 0;
+        bool found = false;
+        const char *vp[] = {m->name, s_from, s_to};
+        if ((rc = query_int(db, bp_agg_sql_vacant(), vp, "vacant", &v, &found, err)) != 0)
+            goto out;
+        vacant = found && v == 1;
+        if (vacant)
+            stmt = bp_agg_sql_insert(m);
+    }
     /* Optimistic: below the cap nothing is folded, in one pass. Only if this window brings more
      * new series than the cap has room for is it redone with folding. */
-    if (dims && allowed.base == NULL && (rc = bp_db_exec_static(db, "SAVEPOINT bp_agg_window", err)) != 0)
+    if (((dims && allowed.base == NULL) || vacant) &&
+        (rc = bp_db_exec_static(db, "SAVEPOINT bp_agg_window", err)) != 0)
         goto out;
-    if ((rc = bp_db_query(db, bp_agg_sql_upsert(m), p, &res, err)) != 0)
+    rc = bp_db_query(db, stmt, p, &res, err);
+    if (rc == BP_EINTERNAL && vacant) {
+        /* A row that only a hand could have put there (every aggregation writes the total of
+         * each interval it writes anything for): the upsert takes it into account. */
+        char f[BP_TIME_STRLEN], t[BP_TIME_STRLEN];
+        bp_log(BP_LOG_WARNING,
+               "metric %s: aggregated_metrics has rows in [%s, %s) but no total series there; recomputing "
+               "with the upsert (%s)",
+               m->name, bp_time_format(win->from, f), bp_time_format(win->to, t), err ? err->msg : "");
+        if ((rc = bp_db_exec_static(db, "ROLLBACK TO SAVEPOINT bp_agg_window", err)) != 0)
+            goto out;
+        stmt = bp_agg_sql_upsert(m);
+        rc = bp_db_query(db, stmt, p, &res, err);
+    }
+    if (rc != 0)
         goto out;
     if (dims && allowed.base == NULL) {
         size_t fresh = 0;
@@ -394,7 +423,7 @@ static int compute_window(bp_worker_t *w, const bp_metric_t *m, const bp_agg_opt
                 goto out;
             win->folded = folded;
             p[14] = allowed.base;
-            if ((rc = bp_db_query(db, bp_agg_sql_upsert(m), p, &res, err)) != 0)
+            if ((rc = bp_db_query(db, stmt, p, &res, err)) != 0)
                 goto out;
         }
     }
