@@ -249,7 +249,8 @@ def stmt_stats():
                           CASE WHEN query LIKE '%count(DISTINCT%' THEN 'distinct'
                                WHEN query LIKE '%sum(CASE%' THEN 'sum'
                                WHEN query LIKE '%AS num, count(*)%' THEN 'ratio' ELSE 'count' END ||
-                          CASE WHEN query LIKE '%CROSS JOIN LATERAL%' THEN '+dims' ELSE '' END
+                          CASE WHEN query LIKE '%CROSS JOIN LATERAL%' THEN '+dims' ELSE '' END ||
+                          CASE WHEN query NOT LIKE '%ON CONFLICT%' THEN ' (plain insert)' ELSE '' END
                         ELSE 'other: ' || left(regexp_replace(query, '\s+', ' ', 'g'), 60) END AS what,
                    sum(calls), sum(total_exec_time + total_plan_time), sum(rows), sum(total_plan_time)
             FROM pg_stat_statements
