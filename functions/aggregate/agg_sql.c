@@ -36,7 +36,9 @@ typedef struct {
 #define SERIES_DIMS "SELECT ''::text AS series UNION SELECT unnest($16::text[]) UNION SELECT series FROM agg"
 #define SERIES_TOTAL "SELECT ''::text AS series"
 /* A dimension series of a ratio with neither part says nothing: not stored (a third of the rows
- * of a typical ratio with two dimensions); its total still is. */
+ * of a typical ratio with two dimensions); its total still is. So a ratio's grid is its total
+ * only: zero-filling its dimension series made rows that KEEP_RATIO then dropped (5x the rows
+ * it keeps, sorted for the join, in a day's batch of a ratio with two dimensions). */
 #define KEEP_RATIO "(series = '' OR num > 0 OR den > 0)"
 
 static const kind_sql_t kinds[] = {
@@ -86,18 +88,22 @@ static const char upsert_fmt[] =
     /* every parameter is referenced with its type in every variant, so all variants prepare */
     " WHERE num_nonnulls($6::jsonb, $7::text, $8::jsonb, $9::text, $10::text, $11::text, $12::text, "
     "$13::text, $14::text, $15::text[], $16::text[]) >= 0 AND %s"
+    "%s RETURNING extract(epoch FROM metric_timestamp)::bigint AS ts, series, metric_value, events";
+
+/* The upsert's conflict clause; the insert variant has none. */
+static const char on_conflict[] =
     " ON CONFLICT (metric_name, series, metric_timestamp) DO UPDATE"
     " SET metric_value = EXCLUDED.metric_value, numerator = EXCLUDED.numerator,"
     " denominator = EXCLUDED.denominator, events = EXCLUDED.events, updated_at = now()"
     " WHERE (m.metric_value, m.numerator, m.denominator, m.events)"
-    " IS DISTINCT FROM (EXCLUDED.metric_value, EXCLUDED.numerator, EXCLUDED.denominator, EXCLUDED.events)"
-    " RETURNING extract(epoch FROM metric_timestamp)::bigint AS ts, series, metric_value, events";
+    " IS DISTINCT FROM (EXCLUDED.metric_value, EXCLUDED.numerator, EXCLUDED.denominator, EXCLUDED.events)";
 
 #define FOLDED_KEY "CASE WHEN $15::text[] IS NULL OR k.key = ANY($15::text[]) THEN k.key ELSE 'other' END"
 
-static char upsert_text[4][2][SQL_MAX];
-static char upsert_names[4][2][32];
-static bp_db_stmt_t upsert_stmts[4][2];
+/* [kind][has dimensions][0 upsert, 1 plain insert] */
+static char upsert_text[4][2][2][SQL_MAX];
+static char upsert_names[4][2][2][40];
+static bp_db_stmt_t upsert_stmts[4][2][2];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static const char prescan_text[] =
@@ -118,18 +124,20 @@ static void build(void)
     static const char *const kind_names[] = {"count", "sum", "ratio", "distinct"};
     for (int k = 0; k < 4; k++) {
         for (int dims = 0; dims < 2; dims++) {
-            int n =
-                snprintf(upsert_text[k][dims], SQL_MAX, upsert_fmt, dims ? FOLDED_KEY : "''::text",
-                         dims ? LATERAL_KEY : "",
-                         dims ? "CASE WHEN grouping(series) = 1 THEN ''::text ELSE series END" : "''::text",
-                         kinds[k].aggs, dims ? "GROUPING SETS ((ts), (ts, series))" : "ts",
-                         dims ? SERIES_DIMS : SERIES_TOTAL, kinds[k].value, kinds[k].parts, kinds[k].keep);
-            assert(n < SQL_MAX && "SQL_MAX too small for the aggregation statement");
-            (void)n;
-            snprintf(upsert_names[k][dims], sizeof(upsert_names[k][dims]), "bp_agg_upsert_%s%s",
-                     kind_names[k], dims ? "_dims" : "");
-            upsert_stmts[k][dims] =
-                (bp_db_stmt_t){upsert_names[k][dims], upsert_text[k][dims], BP_AGG_UPSERT_NPARAMS};
+            for (int plain = 0; plain < 2; plain++) {
+                char *text = upsert_text[k][dims][plain], *name = upsert_names[k][dims][plain];
+                int n = snprintf(
+                    text, SQL_MAX, upsert_fmt, dims ? FOLDED_KEY : "''::text", dims ? LATERAL_KEY : "",
+                    dims ? "CASE WHEN grouping(series) = 1 THEN ''::text ELSE series END" : "''::text",
+                    kinds[k].aggs, dims ? "GROUPING SETS ((ts), (ts, series))" : "ts",
+                    dims && k != BP_KIND_RATIO ? SERIES_DIMS : SERIES_TOTAL, kinds[k].value, kinds[k].parts,
+                    kinds[k].keep, plain ? "" : on_conflict);
+                assert(n < SQL_MAX && "SQL_MAX too small for the aggregation statement");
+                (void)n;
+                snprintf(name, sizeof(upsert_names[k][dims][plain]), "bp_agg_%s_%s%s",
+                         plain ? "insert" : "upsert", kind_names[k], dims ? "_dims" : "");
+                upsert_stmts[k][dims][plain] = (bp_db_stmt_t){name, text, BP_AGG_UPSERT_NPARAMS};
+            }
         }
     }
 }
@@ -137,7 +145,27 @@ static void build(void)
 const bp_db_stmt_t *bp_agg_sql_upsert(const bp_metric_t *m)
 {
     pthread_once(&once, build);
-    return &upsert_stmts[m->kind][m->num_dimensions > 0];
+    return &upsert_stmts[m->kind][m->num_dimensions > 0][0];
+}
+
+const bp_db_stmt_t *bp_agg_sql_insert(const bp_metric_t *m)
+{
+    pthread_once(&once, build);
+    return &upsert_stmts[m->kind][m->num_dimensions > 0][1];
+}
+
+/* Every aggregation stores the total series for every interval of its window (zero-filled), so
+ * a window without a single total row has no rows at all. */
+static const bp_db_stmt_t vacant_stmt = {
+    "bp_agg_vacant",
+    "SELECT (NOT EXISTS (SELECT 1 FROM aggregated_metrics WHERE metric_name = $1 AND series = ''"
+    " AND metric_timestamp >= to_timestamp($2::bigint) AND metric_timestamp < to_timestamp($3::bigint)))::int"
+    " AS vacant",
+    3};
+
+const bp_db_stmt_t *bp_agg_sql_vacant(void)
+{
+    return &vacant_stmt;
 }
 
 const bp_db_stmt_t *bp_agg_sql_prescan(void)

@@ -16,6 +16,7 @@
 #include "timefmt.h"
 
 #define BATCH_WORK_MEM "128MB" /* for batches longer than an hour; see tick_round */
+#define GENERIC_MAX_S 900      /* windows up to this long run on generic plans; see tick_round */
 #define REVISED_MAX 50         /* revised ranges listed in one event; beyond, the event says "truncated" */
 
 /* Two-key advisory locks: (namespace, metric), one try per metric of the tick, in one round
@@ -372,11 +373,40 @@ static int compute_window(bp_worker_t *w, const bp_metric_t *m, const bp_agg_opt
                                             fill.base};
     for (size_t i = 0; i < m->num_dimensions; i++)
         p[10 + i] = m->dimensions[i];
+    /* A catch-up batch past everything stored so far inserts its rows without ON CONFLICT
+     * (agg_sql.h). Tick windows revise stored intervals: always the upsert. */
+    const bp_db_stmt_t *stmt = bp_agg_sql_upsert(m);
+    bool vacant = false;
+    if (win->to - win->from > GENERIC_MAX_S) {
+        int64_t v = 0;
+        bool found = false;
+        const char *vp[] = {m->name, s_from, s_to};
+        if ((rc = query_int(db, bp_agg_sql_vacant(), vp, "vacant", &v, &found, err)) != 0)
+            goto out;
+        vacant = found && v == 1;
+        if (vacant)
+            stmt = bp_agg_sql_insert(m);
+    }
     /* Optimistic: below the cap nothing is folded, in one pass. Only if this window brings more
      * new series than the cap has room for is it redone with folding. */
-    if (dims && allowed.base == NULL && (rc = bp_db_exec_static(db, "SAVEPOINT bp_agg_window", err)) != 0)
+    if (((dims && allowed.base == NULL) || vacant) &&
+        (rc = bp_db_exec_static(db, "SAVEPOINT bp_agg_window", err)) != 0)
         goto out;
-    if ((rc = bp_db_query(db, bp_agg_sql_upsert(m), p, &res, err)) != 0)
+    rc = bp_db_query(db, stmt, p, &res, err);
+    if (rc == BP_EINTERNAL && vacant) {
+        /* A row that only a hand could have put there (every aggregation writes the total of
+         * each interval it writes anything for): the upsert takes it into account. */
+        char f[BP_TIME_STRLEN], t[BP_TIME_STRLEN];
+        bp_log(BP_LOG_WARNING,
+               "metric %s: aggregated_metrics has rows in [%s, %s) but no total series there; recomputing "
+               "with the upsert (%s)",
+               m->name, bp_time_format(win->from, f), bp_time_format(win->to, t), err ? err->msg : "");
+        if ((rc = bp_db_exec_static(db, "ROLLBACK TO SAVEPOINT bp_agg_window", err)) != 0)
+            goto out;
+        stmt = bp_agg_sql_upsert(m);
+        rc = bp_db_query(db, stmt, p, &res, err);
+    }
+    if (rc != 0)
         goto out;
     if (dims && allowed.base == NULL) {
         size_t fresh = 0;
@@ -393,7 +423,7 @@ static int compute_window(bp_worker_t *w, const bp_metric_t *m, const bp_agg_opt
                 goto out;
             win->folded = folded;
             p[14] = allowed.base;
-            if ((rc = bp_db_query(db, bp_agg_sql_upsert(m), p, &res, err)) != 0)
+            if ((rc = bp_db_query(db, stmt, p, &res, err)) != 0)
                 goto out;
         }
     }
@@ -526,6 +556,15 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
         goto out;
     if ((rc = bp_db_begin(db, err)) != 0)
         goto out;
+    /* Planning is half of what a steady tick's statements cost with custom plans (the
+     * connection's default, shared/db): a tick's windows of a few intervals run on each
+     * statement's generic plan, planned once per connection. It reads the window through
+     * (event_timestamp, event_type), every event type of it: 2-4x cheaper than a custom plan
+     * with its planning at 1 M events a week, about even at 10 M (README). Catch-up batches go
+     * back to custom plans below: there the generic plan was 2-7x slower. SET LOCAL: the
+     * transaction's end restores the default. */
+    if ((rc = bp_db_exec_static(db, "SET LOCAL plan_cache_mode = force_generic_plan", err)) != 0)
+        goto fail;
     if ((rc = query_per_metric(db, &lock_sql, lit.base, "got", col, na, err)) != 0)
         goto fail;
     for (size_t k = 0; k < na; k++) {
@@ -546,7 +585,7 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
     if (rc != 0)
         goto fail;
     /* A batch per metric, each its own statement (agg_sql.h); all in this transaction. */
-    bool big = false;
+    bool big = false, custom = false;
     for (size_t k = 0; k < na; k++) {
         track_t *t = &ts[act[k]];
         if (!t->locked || t->win.from >= t->end)
@@ -558,12 +597,15 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
                         : t->end;
         t->win.done = t->win.to == t->end;
         big |= t->win.to - t->win.from > 3600;
+        custom |= t->win.to - t->win.from > GENERIC_MAX_S;
         bp_buf_init(&t->win.revised, 16384);
     }
     /* A catch-up batch aggregates a day of events per metric (hundreds of thousands of rows at
      * 10 M events a week): with the default work_mem (4 MB) its sorts (count(DISTINCT)) and
      * hash tables spill to disk. SET LOCAL: the transaction's end restores it. */
     if (big && (rc = bp_db_exec_static(db, "SET LOCAL work_mem = '" BATCH_WORK_MEM "'", err)) != 0)
+        goto fail;
+    if (custom && (rc = bp_db_exec_static(db, "SET LOCAL plan_cache_mode = force_custom_plan", err)) != 0)
         goto fail;
     for (size_t k = 0; rc == 0 && k < na; k++) {
         track_t *t = &ts[act[k]];

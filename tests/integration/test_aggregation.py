@@ -339,6 +339,31 @@ class Partitioned(harness.TestCase):
             self.assertEqual(mismatches(self.db, name, start, end, interval, zero)[:5], [], name)
 
 
+class CatchUpInsert(harness.TestCase):
+    """A catch-up batch where nothing is stored yet inserts without ON CONFLICT (agg_sql.h)."""
+
+    def test_a_hand_written_series_row_without_its_total_does_not_stop_a_catch_up(self):
+        end = harness.last_closed_minute()
+        start = end - datetime.timedelta(minutes=MINUTES)
+        load_events(self.db, start)
+        # A row no aggregation writes: a series interval whose total row is missing.
+        at = start + datetime.timedelta(minutes=20)
+        self.db.sql(f"""INSERT INTO aggregated_metrics (metric_name, series, metric_timestamp, metric_value,
+                                                        numerator, denominator)
+                        VALUES ('success_rate', 'country=DE,platform=ios', '{rfc3339(at)}', 0.5, 999, 1998)""")
+        metrics = {"metrics": [m for m in METRICS["metrics"] if m["name"] in ("success_rate", "signups_de")]}
+        aggregate = self.service("aggregate", BIZPULSE_METRICS=write_metrics(self, metrics))
+        res = aggregate.scheduler_tick()
+        self.assertEqual(res.status, 200, res)
+        self.assertEqual(mismatches(self.db, "success_rate", start, end, 60, None)[:5], [])
+        self.assertTrue(any("no total series there" in str(l.get("message")) for l in aggregate.logs()),
+                        "no warning about the hand-written row")
+        # The other metric's batch went through the plain insert: every interval, once, right.
+        self.assertEqual(mismatches(self.db, "signups_de", start, end)[:5], [])
+        rows = self.db.sql("SELECT count(*) FROM aggregated_metrics WHERE metric_name = 'signups_de'")
+        self.assertEqual(int(rows[0][0]), MINUTES)
+
+
 class Backfill(harness.TestCase):
 
     def test_backfill_and_run_recompute_a_range_through_the_same_path(self):
