@@ -120,15 +120,13 @@ int bp_time_parse_rel(const char *s, int64_t now_s, int64_t *out, bp_err_t *err)
 }
 
 /* The instants RFC 3339 can write: years 0000 to 9999. */
-#define TIME_MIN (-62167219200LL) /* 0000-01-01T00:00:00Z */
-#define TIME_MAX 253402300799LL   /* 9999-12-31T23:59:59Z */
 
 char *bp_time_format(int64_t t, char *out)
 {
     /* strftime's %Y does not pad ("24-02-09" for year 24, which PostgreSQL and our own parser
      * read as another date or not at all), and gmtime_r fails past int years: so clamp, then
      * print the fields ourselves. */
-    time_t tt = (time_t)(t < TIME_MIN ? TIME_MIN : t > TIME_MAX ? TIME_MAX : t);
+    time_t tt = (time_t)(t < BP_TIME_MIN ? BP_TIME_MIN : t > BP_TIME_MAX ? BP_TIME_MAX : t);
     struct tm tm;
     gmtime_r(&tt, &tm);
     /* The clamp keeps every field in range; the modulos only tell the compiler so (-Wformat-truncation). */

@@ -8,6 +8,10 @@
 #ifndef BP_TIMEFMT_H
 #define BP_TIMEFMT_H
 
+/* The seconds RFC 3339 can write (four-digit years): 0000-01-01T00:00:00Z .. 9999-12-31T23:59:59Z. */
+#define BP_TIME_MIN (-62167219200LL)
+#define BP_TIME_MAX 253402300799LL
+
 #include <stdint.h>
 
 #include "err.h"

@@ -405,6 +405,8 @@ static int compute_window(bp_worker_t *w, const bp_metric_t *m, const bp_agg_opt
             goto out;
         stmt = bp_agg_sql_upsert(m);
         rc = bp_db_query(db, stmt, p, &res, err);
+        if (rc == 0)
+            bp_err_clear(err); /* the insert's unique violation is handled */
     }
     if (rc != 0)
         goto out;
@@ -491,9 +493,9 @@ static int query_per_metric(bp_db_t *db, const bp_db_stmt_t *stmt, const char *n
     if (rc != 0)
         return rc;
     if ((size_t)PQntuples(res) != n) {
+        int got = PQntuples(res);
         PQclear(res);
-        return bp_err_set(err, BP_EINTERNAL, "%s returned %d rows for %zu metrics", stmt->name,
-                          PQntuples(res), n);
+        return bp_err_set(err, BP_EINTERNAL, "%s returned %d rows for %zu metrics", stmt->name, got, n);
     }
     for (size_t i = 0; i < n; i++)
         out[i] = bp_db_isnull(res, (int)i, col) ? INT64_MIN : bp_db_int(res, (int)i, col);
@@ -744,8 +746,10 @@ int bp_agg_backfill(bp_worker_t *w, const bp_metric_t *m, int64_t from, int64_t 
     int rc = 0;
     bp_buf_t lit;
     bp_buf_init(&lit, 4096);
-    if ((rc = bp_db_append_text_array(&lit, name, 1)) != 0)
+    if ((rc = bp_db_append_text_array(&lit, name, 1)) != 0) {
+        bp_buf_free(&lit);
         return bp_err_set(err, rc, "metric name too long");
+    }
     for (int64_t at = from; rc == 0 && at < to;) {
         window_t win = {.from = at,
                         .to = at + BP_AGG_BATCH_INTERVALS * iv < to ? at + BP_AGG_BATCH_INTERVALS * iv : to};

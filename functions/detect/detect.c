@@ -221,8 +221,8 @@ int bp_detect_score_range(bp_db_t *db, const bp_metric_t *m, int method_id, doub
         num[i] = bp_db_isnull(res, (int)i, "numerator") ? 0 : bp_db_double(res, (int)i, "numerator");
         den[i] = bp_db_isnull(res, (int)i, "denominator") ? 0 : bp_db_double(res, (int)i, "denominator");
         /* NULL in rows the original system wrote and in rows not scored yet */
-        anom[i] =
-            bp_db_text(res, (int)i, "is_anomaly") != NULL && bp_db_text(res, (int)i, "is_anomaly")[0] == 't';
+        const char *a = bp_db_text(res, (int)i, "is_anomaly");
+        anom[i] = a != NULL && a[0] == 't';
         if (first == rows && ts[i] >= r->from)
             first = i;
     }
@@ -233,9 +233,7 @@ int bp_detect_score_range(bp_db_t *db, const bp_metric_t *m, int method_id, doub
                                           .expected = bp_db_double(res, (int)i, "expected"),
                                           .verdict = bp_db_text(res, (int)i, "scored") != NULL &&
                                                      bp_db_text(res, (int)i, "scored")[0] == 't',
-                                          /* NULL in rows the original system wrote */
-                                          .anomaly = bp_db_text(res, (int)i, "is_anomaly") != NULL &&
-                                                     bp_db_text(res, (int)i, "is_anomaly")[0] == 't'};
+                                          .anomaly = anom[i]};
     /* Poisson ignores anomalous points for its level, but can only tell them apart inside the
      * window it scores: a stored anomaly before the window (an outage scored by the previous
      * run, i.e. always with one-minute ticks) would drag the level down and make the recovery

@@ -410,7 +410,9 @@ int bp_incident_apply(bp_db_t *db, const bp_metric_t *m, const bp_point_t *prior
             if ((rc = bp_db_query(db, &known_sql, p, &known, err)) != 0)
                 return rc;
             nknown = (size_t)PQntuples(known);
-            for (size_t k = 0; k < nknown && k < KNOWN_MAX; k++)
+            if (nknown > KNOWN_MAX)
+                nknown = KNOWN_MAX;
+            for (size_t k = 0; k < nknown; k++)
                 spans[k] = (bp_episode_known_t){.started = bp_db_int(known, (int)k, "started"),
                                                 .end = bp_db_int(known, (int)k, "resolved")};
         }

@@ -7,12 +7,9 @@
 #include "detector.h"
 #include "timefmt.h"
 
-/* Epoch seconds are held to the years RFC 3339 can write (0000-9999), like the other forms:
- * the detector adds and subtracts timestamps, which overflowed near INT64_MAX. */
-#define EPOCH_MIN (-62167219200LL)
-#define EPOCH_MAX 253402300799LL
-
-/* A timestamp as RFC 3339, as a zone-less "YYYY-MM-DD HH:MM:SS" (UTC), or as epoch seconds. */
+/* A timestamp as RFC 3339, as a zone-less "YYYY-MM-DD HH:MM:SS" (UTC), or as epoch seconds.
+ * Epoch seconds are held to the years RFC 3339 can write (BP_TIME_MIN..BP_TIME_MAX), like the
+ * other forms: the detector adds and subtracts timestamps, which overflowed near INT64_MAX. */
 static int parse_ts(const char *s, int64_t *out)
 {
     if (bp_time_parse(s, out, NULL) == 0)
@@ -29,7 +26,7 @@ static int parse_ts(const char *s, int64_t *out)
     char *end = NULL;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (end != s && *end == '\0' && errno == 0 && v >= EPOCH_MIN && v <= EPOCH_MAX) {
+    if (end != s && *end == '\0' && errno == 0 && v >= BP_TIME_MIN && v <= BP_TIME_MAX) {
         *out = v;
         return 0;
     }

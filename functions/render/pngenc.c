@@ -550,6 +550,9 @@ int bp_pngenc_write(cairo_surface_t *surface, bp_buf_t *out, bp_err_t *err)
     int stride = cairo_image_surface_get_stride(surface);
     if (data == NULL || width <= 0 || height <= 0)
         return bp_err_set(err, BP_EINTERNAL, "png: empty surface");
+    /* "same as the row above" is a match 3 * width + 1 bytes back: deflate reaches 32 768. */
+    if (3 * width + 1 > 32768)
+        return bp_err_set(err, BP_EINTERNAL, "png: %d pixels wide is more than this encoder supports", width);
     /* The stage is flushed once it holds CHUNK_DATA bytes, checked after every token; a block
      * header (at most ~600 bytes) and the stream's end go in without a check. A block closes
      * after the row that takes it past BLOCK_TOKENS; a row is at most 3 * width + 1 tokens. */
