@@ -221,8 +221,7 @@ int bp_detect_score_range(bp_db_t *db, const bp_metric_t *m, int method_id, doub
         num[i] = bp_db_isnull(res, (int)i, "numerator") ? 0 : bp_db_double(res, (int)i, "numerator");
         den[i] = bp_db_isnull(res, (int)i, "denominator") ? 0 : bp_db_double(res, (int)i, "denominator");
         /* NULL in rows the original system wrote and in rows not scored yet */
-        const char *a = bp_db_text(res, (int)i, "is_anomaly");
-        anom[i] = a != NULL && a[0] == 't';
+        anom[i] = bp_db_bool(res, (int)i, "is_anomaly");
         if (first == rows && ts[i] >= r->from)
             first = i;
     }
@@ -231,8 +230,7 @@ int bp_detect_score_range(bp_db_t *db, const bp_metric_t *m, int method_id, doub
         prior[(*nprior)++] = (bp_point_t){.ts = ts[i],
                                           .value = values[i],
                                           .expected = bp_db_double(res, (int)i, "expected"),
-                                          .verdict = bp_db_text(res, (int)i, "scored") != NULL &&
-                                                     bp_db_text(res, (int)i, "scored")[0] == 't',
+                                          .verdict = bp_db_bool(res, (int)i, "scored"),
                                           .anomaly = anom[i]};
     /* Poisson ignores anomalous points for its level, but can only tell them apart inside the
      * window it scores: a stored anomaly before the window (an outage scored by the previous

@@ -120,7 +120,7 @@ void bp_incidents_ack(void *wctx, const bp_http_request_t *req, bp_http_response
         bp_http_respond_error(res, 404, "not_found", "no incident %s", id);
         return;
     }
-    bool first = rc == 0 && bp_db_text(r, 0, "now_acked")[0] == 't';
+    bool first = rc == 0 && bp_db_bool(r, 0, "now_acked");
     if (rc == 0 && first) {
         /* One event per state change: the first acknowledgement only. */
         char ce_id[64];

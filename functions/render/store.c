@@ -339,8 +339,7 @@ int bp_store_series_exists(bp_db_t *db, const char *metric, const char *series, 
     int rc = bp_db_query(db, &series_stmt, params, &res, err);
     if (rc != 0)
         return rc;
-    const char *v = bp_db_text(res, 0, "found");
-    int found = v != NULL && v[0] == 't';
+    int found = bp_db_bool(res, 0, "found");
     PQclear(res);
     return found;
 }

@@ -327,6 +327,12 @@ long long bp_db_int(const PGresult *res, int row, const char *name)
     return v == NULL ? 0 : strtoll(v, NULL, 10);
 }
 
+bool bp_db_bool(const PGresult *res, int row, const char *name)
+{
+    const char *v = bp_db_text(res, row, name);
+    return v != NULL && v[0] == 't';
+}
+
 int bp_db_append_text_array(bp_buf_t *out, const char *const *items, size_t n)
 {
     int rc = bp_buf_append(out, "{", 1);

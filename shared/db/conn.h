@@ -96,5 +96,6 @@ bool bp_db_isnull(const PGresult *res, int row, const char *col);
 const char *bp_db_text(const PGresult *res, int row, const char *col); /* NULL when SQL NULL */
 double bp_db_double(const PGresult *res, int row, const char *col);    /* NAN when SQL NULL */
 long long bp_db_int(const PGresult *res, int row, const char *col);    /* 0 when SQL NULL */
+bool bp_db_bool(const PGresult *res, int row, const char *col);        /* false when SQL NULL */
 
 #endif

@@ -37,7 +37,7 @@ int bp_db_migrate_current(bp_db_t *db, int *version, bp_err_t *err)
     int rc = bp_db_query(db, &exists_sql, NULL, &res, err);
     if (rc != 0)
         return rc;
-    bool present = bp_db_text(res, 0, "present")[0] == 't';
+    bool present = bp_db_bool(res, 0, "present");
     PQclear(res);
     if (!present)
         return 0;
@@ -81,8 +81,7 @@ static int take_lock(bp_db_t *db, bool wait, bp_err_t *err)
     int rc = bp_db_query(db, &try_lock_sql, key, &res, err);
     if (rc != 0)
         return rc;
-    const char *locked = bp_db_text(res, 0, "locked");
-    bool ok = locked != NULL && locked[0] == 't';
+    bool ok = bp_db_bool(res, 0, "locked");
     PQclear(res);
     if (!ok)
         return bp_err_set(err, BP_EBUSY, "another process is applying migrations; retrying");

@@ -45,19 +45,13 @@ SQL_META = ["'", ";", "--", "\\", "$1", "' OR '1'='1", "'; DROP TABLE business_e
 # --------------------------------------------------------------------------- raw HTTP
 
 
-class RawResponse:
-    def __init__(self, status, reason, headers, body, closed):
-        self.status = status
-        self.reason = reason
-        self.headers = headers  # lowercase names
-        self.body = body
-        self.closed = closed    # the server closed the connection after this response
+class RawResponse(harness.Response):
+    """harness.Response plus what only a raw socket sees."""
 
-    def json(self):
-        try:
-            return json.loads(self.body)
-        except ValueError as exc:
-            raise AssertionError(f"response is not JSON ({exc}): {self.body[:300]!r}") from None
+    def __init__(self, status, reason, headers, body, closed):
+        super().__init__(status, headers, body)
+        self.reason = reason
+        self.closed = closed    # the server closed the connection after this response
 
     def __repr__(self):
         return f"<{self.status} {self.reason} {self.body[:300]!r}>"
