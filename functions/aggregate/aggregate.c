@@ -6,7 +6,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "agg_sql.h"
+#include "points.h"
+#include "scan.h"
 #include "cloudevents.h"
 #include "json.h"
 #include "log.h"
@@ -15,8 +16,6 @@
 #include "series.h"
 #include "timefmt.h"
 
-#define BATCH_WORK_MEM "128MB" /* for batches longer than an hour; see tick_round */
-#define GENERIC_MAX_S 900      /* windows up to this long run on generic plans; see tick_round */
 #define REVISED_MAX 50         /* revised ranges listed in one event; beyond, the event says "truncated" */
 
 /* Two-key advisory locks: (namespace, metric), one try per metric of the tick, in one round
@@ -135,56 +134,6 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Reads the upsert's RETURNING rows: how many changed, from when, which revised (older than the
- * previous watermark), the content hash, and the dimension series that had events (*seen points
- * into res). */
-static int digest(window_t *win, const PGresult *res, int64_t interval, int64_t revised_before,
-                  const char ***seen, size_t *num_seen)
-{
-    size_t n = (size_t)PQntuples(res);
-    int64_t *rev = malloc((n + 1) * sizeof(int64_t));
-    *seen = calloc(n + 1, sizeof(char *));
-    *num_seen = 0;
-    if (rev == NULL || *seen == NULL) {
-        free(rev);
-        return BP_ENOMEM;
-    }
-    size_t nrev = 0;
-    int cts = PQfnumber(res, "ts"), cs = PQfnumber(res, "series"), cv = PQfnumber(res, "metric_value"),
-        ce = PQfnumber(res, "events");
-    win->changed = (long)n;
-    win->changed_from = win->to;
-    /* a sum of per-row hashes: the same changes give the same id in whatever order they return */
-    win->hash = 0;
-    for (int i = 0; i < (int)n; i++) {
-        int64_t ts = strtoll(PQgetvalue(res, i, cts), NULL, 10);
-        const char *series = PQgetvalue(res, i, cs);
-        if (ts < win->changed_from)
-            win->changed_from = ts;
-        if (ts < revised_before)
-            rev[nrev++] = ts;
-        uint64_t h = 1469598103934665603ULL;
-        fnv(&h, PQgetvalue(res, i, cts));
-        fnv(&h, series);
-        fnv(&h, PQgetisnull(res, i, cv) ? "null" : PQgetvalue(res, i, cv));
-        win->hash += h;
-        if (series[0] != '\0' && strcmp(PQgetvalue(res, i, ce), "0") != 0)
-            (*seen)[(*num_seen)++] = series;
-    }
-    /* Contiguous runs of revised intervals become ranges. */
-    qsort(rev, nrev, sizeof(int64_t), cmp_i64);
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < nrev;) {
-        size_t j = i;
-        while (j + 1 < nrev && rev[j + 1] - rev[j] <= interval)
-            j++;
-        rc = append_range(win, rev[i], rev[j] + interval);
-        i = j + 1;
-    }
-    free(rev);
-    return rc;
-}
-
 static int add_event(bp_db_t *db, const char *source, const bp_metric_t *m, const window_t *win,
                      const char *trigger, bp_err_t *err)
 {
@@ -225,47 +174,6 @@ static int add_event(bp_db_t *db, const char *source, const bp_metric_t *m, cons
     return rc;
 }
 
-/* The series allowed through when the cap is reached: every known one, then the largest new
- * ones (by events in this window) until max_series, then 'other' for the rest. */
-static int choose_allowed(bp_db_t *db, const bp_metric_t *m, const bp_series_set_t *known, const char *types,
-                          const char *s_from, const char *s_to, bp_buf_t *allowed, long *folded,
-                          bp_err_t *err)
-{
-    const char *p[] = {types, s_from, s_to, NULL, NULL, NULL, NULL};
-    for (size_t i = 0; i < m->num_dimensions; i++)
-        p[3 + i] = m->dimensions[i];
-    PGresult *res = NULL;
-    int rc = bp_db_query(db, bp_agg_sql_prescan(), p, &res, err);
-    if (rc != 0)
-        return rc;
-    size_t n = (size_t)PQntuples(res), room = known->n < (size_t)m->max_series ? m->max_series - known->n : 0;
-    const char **names = calloc(known->n + n + 2, sizeof(char *));
-    if (names == NULL) {
-        PQclear(res);
-        return bp_err_set(err, BP_ENOMEM, "out of memory");
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < known->n; i++)
-        names[k++] = known->names[i];
-    *folded = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *s = PQgetvalue(res, (int)i, 0);
-        if (bp_series_has(known, s))
-            continue;
-        if (room > 0) {
-            names[k++] = s;
-            room--;
-        } else {
-            (*folded)++;
-        }
-    }
-    names[k++] = BP_SERIES_OTHER;
-    rc = bp_db_append_text_array(allowed, names, k);
-    free(names);
-    PQclear(res);
-    return rc != 0 ? bp_err_set(err, rc, "too many series") : 0;
-}
-
 static int append_ints(bp_buf_t *b, const int64_t *v, size_t n)
 {
     int rc = bp_buf_append(b, "{", 1);
@@ -274,177 +182,184 @@ static int append_ints(bp_buf_t *b, const int64_t *v, size_t n)
     return rc ? rc : bp_buf_append(b, "}", 1);
 }
 
-static int cmp_str(const void *a, const void *b)
+/* What changed in a metric's window: how many points, from when, which intervals were revised
+ * (older than the previous watermark: late events), the content hash, and the dimension
+ * series that had events (*seen points into the scan's strings). */
+static int digest(window_t *win, const bp_scan_metric_t *sm, const bp_metric_points_t *mp, int64_t from,
+                  int64_t revised_before, const char ***seen, size_t *num_seen)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    int64_t iv = sm->m->interval_s;
+    int64_t *rev = malloc((mp->num_changed + 1) * sizeof(int64_t));
+    *seen = calloc(mp->num_changed + 1, sizeof(char *));
+    *num_seen = 0;
+    if (rev == NULL || *seen == NULL) {
+        free(rev);
+        return BP_ENOMEM;
+    }
+    size_t nrev = 0;
+    win->changed = (long)mp->num_changed;
+    win->changed_from = win->to;
+    /* a sum of per-point hashes: the same changes give the same id in whatever order */
+    win->hash = 0;
+    for (size_t j = 0; j < mp->n; j++) {
+        const bp_point_t *p = &mp->pts[j];
+        if (!p->changed)
+            continue;
+        int64_t ts = from + (int64_t)p->interval * iv;
+        const char *series = bp_strtab_str(&sm->series, p->series);
+        char s_ts[24], s_v[32];
+        snprintf(s_ts, sizeof(s_ts), "%" PRId64, ts);
+        if (p->value_null)
+            snprintf(s_v, sizeof(s_v), "null");
+        else
+            snprintf(s_v, sizeof(s_v), "%.17g", p->value);
+        if (ts < win->changed_from)
+            win->changed_from = ts;
+        if (ts < revised_before)
+            rev[nrev++] = ts;
+        uint64_t h = 1469598103934665603ULL;
+        fnv(&h, s_ts);
+        fnv(&h, series);
+        fnv(&h, s_v);
+        win->hash += h;
+        if (series[0] != '\0' && p->events != 0)
+            (*seen)[(*num_seen)++] = series;
+    }
+    /* Contiguous runs of revised intervals become ranges. */
+    qsort(rev, nrev, sizeof(int64_t), cmp_i64);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < nrev;) {
+        size_t j = i;
+        while (j + 1 < nrev && rev[j + 1] - rev[j] <= iv)
+            j++;
+        rc = append_range(win, rev[i], rev[j] + iv);
+        i = j + 1;
+    }
+    free(rev);
+    return rc;
 }
 
-/* How many distinct series the upsert returned that are not in known. Counting rows instead
- * overestimates a day's batch by its 1440 intervals, and the redo with folding that follows
- * costs a second upsert of the batch. 0 or BP_ENOMEM. */
-static int count_fresh(const PGresult *res, const bp_series_set_t *known, size_t *fresh)
+typedef struct {
+    const char *key;
+    uint64_t rows;
+    uint32_t id;
+} ranked_t;
+
+static int cmp_ranked(const void *a, const void *b)
 {
-    int n = PQntuples(res), cs = PQfnumber(res, "series");
-    const char **names = malloc(((size_t)n + 1) * sizeof(char *));
-    if (names == NULL)
-        return BP_ENOMEM;
-    size_t nf = 0;
-    for (int i = 0; i < n; i++) {
-        const char *s = PQgetvalue(res, i, cs);
-        if (s[0] != '\0' && !bp_series_has(known, s))
-            names[nf++] = s;
+    const ranked_t *x = a, *y = b;
+    if (x->rows != y->rows)
+        return x->rows < y->rows ? 1 : -1;
+    return strcmp(x->key, y->key);
+}
+
+/* The cardinality cap: when the registered series plus this window's new ones exceed
+ * max_series, the registered ones stay and the largest new ones (by events in the window) fill
+ * the room left; the rest fold into 'other'. Then marks which series to zero-fill: every one
+ * with events in the window, and the registered ones seen within the series TTL. */
+static int cap_and_grid(bp_scan_metric_t *sm, const bp_series_set_t *known, int64_t fill_since, bool **grid,
+                        long *folded, bp_err_t *err)
+{
+    uint32_t n = sm->series.n;
+    ranked_t *fresh = calloc(n + 1, sizeof(ranked_t));
+    bool *keep = calloc(n + 1, sizeof(bool));
+    int rc = fresh == NULL || keep == NULL ? bp_err_set(err, BP_ENOMEM, "out of memory") : 0;
+    size_t nfresh = 0;
+    for (uint32_t s = 1; rc == 0 && s < n; s++) {
+        keep[s] = bp_series_has(known, bp_strtab_str(&sm->series, s));
+        if (!keep[s])
+            fresh[nfresh++] = (ranked_t){bp_strtab_str(&sm->series, s), 0, s};
     }
-    qsort(names, nf, sizeof(char *), cmp_str);
-    *fresh = 0;
-    for (size_t i = 0; i < nf; i++)
-        *fresh += i == 0 || strcmp(names[i], names[i - 1]) != 0;
-    free(names);
+    *folded = 0;
+    if (rc == 0 && known->n + nfresh > (size_t)sm->m->max_series) {
+        uint64_t *rows = calloc(n + 1, sizeof(uint64_t));
+        if (rows == NULL) {
+            rc = bp_err_set(err, BP_ENOMEM, "out of memory");
+        } else {
+            for (uint32_t i = 0; i < sm->num_accs; i++)
+                rows[sm->acc_series[i]] += sm->accs[i].rows;
+            for (size_t k = 0; k < nfresh; k++)
+                fresh[k].rows = rows[fresh[k].id];
+            free(rows);
+            qsort(fresh, nfresh, sizeof(ranked_t), cmp_ranked);
+            size_t room = known->n < (size_t)sm->m->max_series ? (size_t)sm->m->max_series - known->n : 0;
+            for (size_t k = 0; k < nfresh; k++)
+                keep[fresh[k].id] = k < room;
+            *folded = (long)(nfresh > room ? nfresh - room : 0);
+            rc = bp_scan_fold(sm, keep, err);
+        }
+    }
+    free(fresh);
+    free(keep);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < known->n; i++) {
+        uint32_t id;
+        if (known->last_seen[i] >= fill_since &&
+            bp_strtab_intern(&sm->series, known->names[i], strlen(known->names[i]), &id, NULL) != 0)
+            return bp_err_set(err, BP_ENOMEM, "out of memory");
+    }
+    if ((*grid = calloc(sm->series.n + 1, sizeof(bool))) == NULL)
+        return bp_err_set(err, BP_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < sm->num_accs; i++)
+        (*grid)[sm->acc_series[i]] = true;
+    for (size_t i = 0; i < known->n; i++) {
+        int64_t id = bp_strtab_find(&sm->series, known->names[i], strlen(known->names[i]));
+        if (id >= 0 && known->last_seen[i] >= fill_since)
+            (*grid)[id] = true;
+    }
     return 0;
 }
 
-/* Recomputes [win->from, win->to) of m inside the caller's transaction (which holds the metric's
- * lock): the upsert, the cardinality cap, the series registry, the event. */
-static int compute_window(bp_worker_t *w, const bp_metric_t *m, const bp_agg_options_t *o,
-                          int64_t revised_before, window_t *win, bp_err_t *err)
+/* Recomputes the windows of metrics ms[0..n) (one interval, one [from, to)) inside the
+ * caller's transaction, which holds their locks: one scan of the events, the cap, one
+ * comparison with what is stored, one write of what changed, then per metric the series
+ * registry and the event. */
+static int compute_group(bp_worker_t *w, const bp_metric_t *const *ms, window_t *const *wins,
+                         const int64_t *revised_before, size_t n, const bp_agg_options_t *o, bp_err_t *err)
 {
     bp_db_t *db = w->db;
-    char s_from[24], s_to[24], s_iv[16];
-    snprintf(s_from, sizeof(s_from), "%" PRId64, win->from);
-    snprintf(s_to, sizeof(s_to), "%" PRId64, win->to);
-    snprintf(s_iv, sizeof(s_iv), "%d", m->interval_s);
-    bp_buf_t types, fill, allowed;
-    bp_buf_init(&types, 4096);
-    bp_buf_init(&fill, 64u << 20);
-    bp_buf_init(&allowed, 64u << 20);
-    bp_series_set_t known = {0};
-    PGresult *res = NULL;
-    const char **seen = NULL;
-    size_t num_seen = 0;
-    bool dims = m->num_dimensions > 0;
-    int rc = types_array(m, &types);
-    if (rc != 0) {
-        rc = bp_err_set(err, rc, "event types too long");
-        goto out;
-    }
-    if (dims) {
-        if ((rc = bp_series_load(db, m->name, &known, err)) != 0)
-            goto out;
-        /* Zero-fill the series that had events recently; older ones have gone away. */
-        const char **recent = calloc(known.n + 1, sizeof(char *));
-        size_t nr = 0;
-        if (recent == NULL) {
-            rc = bp_err_set(err, BP_ENOMEM, "out of memory");
-            goto out;
+    bp_scan_t scan;
+    bp_metric_points_t *mp = calloc(n + 1, sizeof(bp_metric_points_t));
+    int rc = bp_scan_init(&scan, ms, n, wins[0]->from, wins[0]->to, err);
+    if (rc == 0 && mp == NULL)
+        rc = bp_err_set(err, BP_ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = bp_scan_run(db, w->app->config, &scan, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        bp_scan_metric_t *sm = &scan.metrics[i];
+        bool *grid = NULL;
+        if (sm->m->num_dimensions > 0) {
+            bp_series_set_t known = {0};
+            rc = bp_series_load(db, sm->m->name, &known, err);
+            if (rc == 0)
+                rc = cap_and_grid(sm, &known, scan.from - o->series_ttl_s, &grid, &wins[i]->folded, err);
+            bp_series_clear(&known);
         }
-        for (size_t i = 0; i < known.n; i++)
-            if (known.last_seen[i] >= win->from - o->series_ttl_s)
-                recent[nr++] = known.names[i];
-        rc = bp_db_append_text_array(&fill, recent, nr);
-        free(recent);
-        if (rc == 0 && known.n >= (size_t)m->max_series) {
-            long folded = 0;
-            rc = choose_allowed(db, m, &known, types.base, s_from, s_to, &allowed, &folded, err);
-            win->folded = folded;
-        }
-    } else {
-        rc = bp_buf_append(&fill, "{}", 2);
-    }
-    if (rc != 0) {
-        if (err == NULL || err->code == BP_OK)
-            rc = bp_err_set(err, rc, "cannot prepare the window");
-        goto out;
-    }
-    const char *p[BP_AGG_UPSERT_NPARAMS] = {m->name,
-                                            s_from,
-                                            s_to,
-                                            s_iv,
-                                            types.base,
-                                            m->kind == BP_KIND_RATIO ? m->num.filter_json
-                                                                     : m->sel.filter_json,
-                                            m->kind == BP_KIND_RATIO ? m->num.event_type : m->sel.event_type,
-                                            m->den.filter_json,
-                                            m->den.event_type,
-                                            m->field,
-                                            NULL,
-                                            NULL,
-                                            NULL,
-                                            NULL,
-                                            allowed.base,
-                                            fill.base};
-    for (size_t i = 0; i < m->num_dimensions; i++)
-        p[10 + i] = m->dimensions[i];
-    /* A catch-up batch past everything stored so far inserts its rows without ON CONFLICT
-     * (agg_sql.h). Tick windows revise stored intervals: always the upsert. */
-    const bp_db_stmt_t *stmt = bp_agg_sql_upsert(m);
-    bool vacant = false;
-    if (win->to - win->from > GENERIC_MAX_S) {
-        int64_t v = 0;
-        bool found = false;
-        const char *vp[] = {m->name, s_from, s_to};
-        if ((rc = query_int(db, bp_agg_sql_vacant(), vp, "vacant", &v, &found, err)) != 0)
-            goto out;
-        vacant = found && v == 1;
-        if (vacant)
-            stmt = bp_agg_sql_insert(m);
-    }
-    /* Optimistic: below the cap nothing is folded, in one pass. Only if this window brings more
-     * new series than the cap has room for is it redone with folding. */
-    if (((dims && allowed.base == NULL) || vacant) &&
-        (rc = bp_db_exec_static(db, "SAVEPOINT bp_agg_window", err)) != 0)
-        goto out;
-    rc = bp_db_query(db, stmt, p, &res, err);
-    if (rc == BP_EINTERNAL && vacant) {
-        /* A row that only a hand could have put there (every aggregation writes the total of
-         * each interval it writes anything for): the upsert takes it into account. */
-        char f[BP_TIME_STRLEN], t[BP_TIME_STRLEN];
-        bp_log(BP_LOG_WARNING,
-               "metric %s: aggregated_metrics has rows in [%s, %s) but no total series there; recomputing "
-               "with the upsert (%s)",
-               m->name, bp_time_format(win->from, f), bp_time_format(win->to, t), err ? err->msg : "");
-        if ((rc = bp_db_exec_static(db, "ROLLBACK TO SAVEPOINT bp_agg_window", err)) != 0)
-            goto out;
-        stmt = bp_agg_sql_upsert(m);
-        rc = bp_db_query(db, stmt, p, &res, err);
         if (rc == 0)
-            bp_err_clear(err); /* the insert's unique violation is handled */
+            rc = bp_points_build(&scan, sm, grid, &mp[i], err);
+        free(grid);
     }
-    if (rc != 0)
-        goto out;
-    if (dims && allowed.base == NULL) {
-        size_t fresh = 0;
-        if ((rc = count_fresh(res, &known, &fresh)) != 0) {
-            rc = bp_err_set(err, rc, "out of memory");
-            goto out;
-        }
-        if (known.n + fresh > (size_t)m->max_series) {
-            long folded = 0;
-            PQclear(res);
-            res = NULL;
-            if ((rc = bp_db_exec_static(db, "ROLLBACK TO SAVEPOINT bp_agg_window", err)) != 0 ||
-                (rc = choose_allowed(db, m, &known, types.base, s_from, s_to, &allowed, &folded, err)) != 0)
-                goto out;
-            win->folded = folded;
-            p[14] = allowed.base;
-            if ((rc = bp_db_query(db, stmt, p, &res, err)) != 0)
-                goto out;
-        }
+    if (rc == 0)
+        rc = bp_points_sync(db, &scan, mp, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char **seen = NULL;
+        size_t num_seen = 0;
+        window_t *win = wins[i];
+        win->intervals = (long)((win->to - win->from) / ms[i]->interval_s);
+        if ((rc = digest(win, &scan.metrics[i], &mp[i], scan.from, revised_before[i], &seen, &num_seen)) != 0)
+            rc = bp_err_set(err, rc, "cannot digest the window");
+        if (rc == 0 && ms[i]->num_dimensions > 0)
+            rc = bp_series_touch(db, ms[i]->name, seen, num_seen, win->to, err);
+        if (rc == 0 && win->changed > 0)
+            rc = add_event(db, w->app->source, ms[i], win, o->trigger, err);
+        free(seen);
     }
-    win->intervals = (long)((win->to - win->from) / m->interval_s);
-    if ((rc = digest(win, res, m->interval_s, revised_before, &seen, &num_seen)) != 0) {
-        rc = bp_err_set(err, rc, "cannot digest the window");
-        goto out;
-    }
-    if (dims && (rc = bp_series_touch(db, m->name, seen, num_seen, win->to, err)) != 0)
-        goto out;
-    if (win->changed > 0)
-        rc = add_event(db, w->app->source, m, win, o->trigger, err);
-out:
-    free(seen);
-    PQclear(res);
-    bp_series_clear(&known);
-    bp_buf_free(&types);
-    bp_buf_free(&fill);
-    bp_buf_free(&allowed);
+    if (mp != NULL)
+        for (size_t i = 0; i < n; i++)
+            bp_points_free(&mp[i]);
+    free(mp);
+    bp_scan_free(&scan);
     return rc;
 }
 
@@ -476,7 +391,7 @@ typedef struct {
     summary_t s;
     int64_t resume; /* where its next batch starts; 0 before its first */
     /* this round: */
-    bool locked, found, work;
+    bool locked, found, work, grouped;
     int64_t wm, end;
     window_t win;
     bool done;
@@ -542,11 +457,16 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
     size_t *act = calloc(n + 1, sizeof(size_t));
     const char **names = calloc(n + 1, sizeof(char *));
     int64_t *col = calloc(n + 1, sizeof(int64_t));
+    const bp_metric_t **gm = calloc(n + 1, sizeof(bp_metric_t *));
+    window_t **gw = calloc(n + 1, sizeof(window_t *));
+    int64_t *grev = calloc(n + 1, sizeof(int64_t));
     bp_buf_t lit, wm_names, wm_values;
     bp_buf_init(&lit, 1u << 20);
     bp_buf_init(&wm_names, 1u << 20);
     bp_buf_init(&wm_values, 1u << 20);
-    int rc = act == NULL || names == NULL || col == NULL ? bp_err_set(err, BP_ENOMEM, "out of memory") : 0;
+    int rc = act == NULL || names == NULL || col == NULL || gm == NULL || gw == NULL || grev == NULL
+                 ? bp_err_set(err, BP_ENOMEM, "out of memory")
+                 : 0;
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (!ts[i].done) {
             act[na] = i;
@@ -558,22 +478,13 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
         goto out;
     if ((rc = bp_db_begin(db, err)) != 0)
         goto out;
-    /* Planning is half of what a steady tick's statements cost with custom plans (the
-     * connection's default, shared/db): a tick's windows of a few intervals run on each
-     * statement's generic plan, planned once per connection. It reads the window through
-     * (event_timestamp, event_type), every event type of it: 2-4x cheaper than a custom plan
-     * with its planning at 1 M events a week, about even at 10 M (README). Catch-up batches go
-     * back to custom plans below: there the generic plan was 2-7x slower. SET LOCAL: the
-     * transaction's end restores the default. */
-    if ((rc = bp_db_exec_static(db, "SET LOCAL plan_cache_mode = force_generic_plan", err)) != 0)
-        goto fail;
     if ((rc = query_per_metric(db, &lock_sql, lit.base, "got", col, na, err)) != 0)
         goto fail;
     for (size_t k = 0; k < na; k++) {
         track_t *t = &ts[act[k]];
         memset(&t->win, 0, sizeof(t->win));
         t->locked = col[k] == 1;
-        t->work = false;
+        t->work = t->grouped = false;
     }
     if ((rc = query_per_metric(db, &watermark_sql, lit.base, "wm", col, na, err)) != 0)
         goto fail;
@@ -586,8 +497,8 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
     }
     if (rc != 0)
         goto fail;
-    /* A batch per metric, each its own statement (agg_sql.h); all in this transaction. */
-    bool big = false, custom = false;
+    /* A batch per metric; metrics with the same interval and window are computed together
+     * (scan.h: one pass over their events). All in this transaction. */
     for (size_t k = 0; k < na; k++) {
         track_t *t = &ts[act[k]];
         if (!t->locked || t->win.from >= t->end)
@@ -598,21 +509,24 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
                         ? t->win.from + BP_AGG_BATCH_INTERVALS * iv
                         : t->end;
         t->win.done = t->win.to == t->end;
-        big |= t->win.to - t->win.from > 3600;
-        custom |= t->win.to - t->win.from > GENERIC_MAX_S;
         bp_buf_init(&t->win.revised, 16384);
     }
-    /* A catch-up batch aggregates a day of events per metric (hundreds of thousands of rows at
-     * 10 M events a week): with the default work_mem (4 MB) its sorts (count(DISTINCT)) and
-     * hash tables spill to disk. SET LOCAL: the transaction's end restores it. */
-    if (big && (rc = bp_db_exec_static(db, "SET LOCAL work_mem = '" BATCH_WORK_MEM "'", err)) != 0)
-        goto fail;
-    if (custom && (rc = bp_db_exec_static(db, "SET LOCAL plan_cache_mode = force_custom_plan", err)) != 0)
-        goto fail;
     for (size_t k = 0; rc == 0 && k < na; k++) {
         track_t *t = &ts[act[k]];
-        if (t->work)
-            rc = compute_window(w, t->m, o, t->wm, &t->win, err);
+        if (!t->work || t->grouped)
+            continue;
+        size_t g = 0;
+        for (size_t j = k; j < na; j++) {
+            track_t *u = &ts[act[j]];
+            if (u->work && !u->grouped && u->m->interval_s == t->m->interval_s && u->win.from == t->win.from &&
+                u->win.to == t->win.to) {
+                u->grouped = true;
+                gm[g] = u->m;
+                gw[g] = &u->win;
+                grev[g++] = u->wm;
+            }
+        }
+        rc = compute_group(w, gm, gw, grev, g, o, err);
     }
     if (rc != 0)
         goto fail;
@@ -664,6 +578,9 @@ out:
     free(act);
     free(names);
     free(col);
+    free(gm);
+    free(gw);
+    free(grev);
     return rc;
 }
 
@@ -762,7 +679,12 @@ int bp_agg_backfill(bp_worker_t *w, const bp_metric_t *m, int64_t from, int64_t 
             rc = bp_err_set(err, BP_EBUSY,
                             "metric '%s' is being aggregated by another replica; retry shortly", m->name);
         if (rc == 0)
-            rc = compute_window(w, m, opts, INT64_MAX, &win, err);
+        {
+            const bp_metric_t *gm[] = {m};
+            window_t *gw[] = {&win};
+            const int64_t grev[] = {INT64_MAX};
+            rc = compute_group(w, gm, gw, grev, 1, opts, err);
+        }
         if (rc == 0)
             rc = bp_db_commit(w->db, err);
         else

@@ -229,6 +229,36 @@ int bp_db_exec_count(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *p
     return rc;
 }
 
+int bp_db_copy_in(bp_db_t *db, const char *sql, const char *data, size_t len, bp_err_t *err)
+{
+    if (db->tx_lost)
+        return bp_err_set(err, BP_EDB, "database connection lost inside a transaction");
+    int rc = bp_db_connect(db, err);
+    if (rc != 0)
+        return rc;
+    PGresult *r = PQexec(db->conn, sql);
+    if (r == NULL || PQresultStatus(r) != PGRES_COPY_IN)
+        return fail_result(db, r, "copy", err);
+    PQclear(r);
+    const char *failed = NULL;
+    /* in pieces: libpq queues what the socket does not take, and 1 MB keeps that bounded */
+    for (size_t at = 0; failed == NULL && at < len; at += 1u << 20) {
+        size_t n = len - at < (1u << 20) ? len - at : (1u << 20);
+        if (PQputCopyData(db->conn, data + at, (int)n) != 1)
+            failed = "copy data not sent";
+    }
+    if (PQputCopyEnd(db->conn, failed) != 1 && failed == NULL)
+        failed = "copy end not sent";
+    r = PQgetResult(db->conn);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    for (PGresult *more; (more = PQgetResult(db->conn)) != NULL;)
+        PQclear(more);
+    if (st != PGRES_COMMAND_OK)
+        return fail_result(db, r, "copy", err);
+    PQclear(r);
+    return 0;
+}
+
 int bp_db_exec_static(bp_db_t *db, const char *sql, bp_err_t *err)
 {
     if (db->tx_lost)

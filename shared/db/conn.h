@@ -73,6 +73,12 @@ int bp_db_query_bin(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *pa
 int bp_db_exec_count(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *params, long *affected,
                      bp_err_t *err);
 
+/* Runs a fixed `COPY table (columns) FROM STDIN` (sql: static text, never input) and streams
+ * data[0..len) to it: rows in COPY's text format, which the caller escapes. The fastest way to
+ * insert many rows (bulk aggregation). 0, or the error of the COPY (e.g. BP_EINTERNAL for a
+ * unique violation; nothing of it is inserted). */
+int bp_db_copy_in(bp_db_t *db, const char *sql, const char *data, size_t len, bp_err_t *err);
+
 /* Runs fixed SQL text with no parameters (BEGIN, COMMIT, migrations). Never pass input here. */
 int bp_db_exec_static(bp_db_t *db, const char *sql, bp_err_t *err);
 

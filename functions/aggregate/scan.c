@@ -1,0 +1,485 @@
+#include "scan.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+#define SCAN_CHUNK_ROWS 100000 /* events per query, about: bounds a result's memory */
+#define FIRST_CHUNK_S 900      /* a steady tick's window (lateness + a minute) in one query */
+#define KEY_VALUE_MAX 256      /* escaped bytes of one dimension value kept in a series key */
+#define PG_EPOCH_US 946684800000000LL /* 2000-01-01 in Unix microseconds: timestamptz's zero */
+
+/* What a scan row carries besides type and timestamp. Columns are planned over the whole
+ * configuration, so the statement text depends on nothing but the configuration. */
+typedef enum { COL_TEXT, COL_NUM, COL_FILTER } col_kind_t;
+
+typedef struct {
+    col_kind_t kind;
+    const char *arg; /* payload field, or filter JSON */
+} col_t;
+
+/* Numbers, and strings that are plainly numbers, as numeric text; anything else is NULL and
+ * does not count toward a sum. Every %1$s is the field's parameter number. */
+static const char numval_fmt[] =
+    ", CASE WHEN e.event_type = ANY($%2$s::text[]) THEN CASE jsonb_typeof(e.payload -> $%1$s::text)"
+    " WHEN 'number' THEN e.payload ->> $%1$s::text"
+    " WHEN 'string' THEN CASE WHEN e.payload ->> $%1$s::text ~"
+    " '^\\s*[-+]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][-+]?[0-9]{1,3})?\\s*$'"
+    " THEN (e.payload ->> $%1$s::text)::numeric::text END END END";
+
+static int add_col(col_t *cols, size_t *n, col_kind_t kind, const char *arg)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (cols[i].kind == kind && strcmp(cols[i].arg, arg) == 0)
+            return (int)i;
+    cols[*n] = (col_t){kind, arg};
+    return (int)(*n)++;
+}
+
+/* Where metric m's inputs sit among cols (adding columns as needed). */
+static void plan_metric(const bp_metric_t *m, col_t *cols, size_t *n, int *a_filter, int *b_filter,
+                        int *field_col, int *dim_cols)
+{
+    const bp_event_sel_t *a = m->kind == BP_KIND_RATIO ? &m->num : &m->sel;
+    *a_filter = a->filter_json ? add_col(cols, n, COL_FILTER, a->filter_json) : -1;
+    *b_filter = m->kind == BP_KIND_RATIO && m->den.filter_json ? add_col(cols, n, COL_FILTER, m->den.filter_json)
+                                                                : -1;
+    *field_col = m->kind == BP_KIND_SUM        ? add_col(cols, n, COL_NUM, m->field)
+                 : m->kind == BP_KIND_DISTINCT ? add_col(cols, n, COL_TEXT, m->field)
+                                               : -1;
+    for (size_t d = 0; d < BP_CONFIG_MAX_DIMENSIONS; d++)
+        dim_cols[d] = d < m->num_dimensions ? add_col(cols, n, COL_TEXT, m->dimensions[d]) : -1;
+}
+
+/* Columns never exceed 3 + dimensions per metric. */
+static size_t max_cols(const bp_config_t *cfg)
+{
+    return cfg->num_metrics * (3 + BP_CONFIG_MAX_DIMENSIONS) + 1;
+}
+
+static size_t plan(const bp_config_t *cfg, col_t *cols)
+{
+    size_t n = 0;
+    int a, b, f, d[BP_CONFIG_MAX_DIMENSIONS];
+    for (size_t i = 0; i < cfg->num_metrics; i++)
+        plan_metric(&cfg->metrics[i], cols, &n, &a, &b, &f, d);
+    return n;
+}
+
+/* $1 group types, $2 from, $3 to; column c: $(4+2c) the types that need it, $(5+2c) its
+ * field or filter. Only placeholders are generated: no value from the configuration or an
+ * event ever becomes SQL text. */
+static int statement_text(const col_t *cols, size_t n, bp_buf_t *sql)
+{
+    int rc = bp_buf_appendf(sql, "SELECT e.event_type, e.event_timestamp");
+    for (size_t c = 0; rc == 0 && c < n; c++) {
+        char t[24], p[24];
+        snprintf(t, sizeof(t), "%zu", 4 + 2 * c);
+        snprintf(p, sizeof(p), "%zu", 5 + 2 * c);
+        switch (cols[c].kind) {
+        case COL_TEXT:
+            rc = bp_buf_appendf(sql, ", CASE WHEN e.event_type = ANY($%s::text[]) THEN e.payload ->> $%s::text END",
+                                t, p);
+            break;
+        case COL_NUM:
+            rc = bp_buf_appendf(sql, numval_fmt, p, t);
+            break;
+        case COL_FILTER:
+            rc = bp_buf_appendf(sql, ", CASE WHEN e.event_type = ANY($%s::text[]) THEN e.payload @> $%s::jsonb END",
+                                t, p);
+            break;
+        }
+    }
+    return rc ? rc
+              : bp_buf_appendf(sql, " FROM business_events e WHERE e.event_type = ANY($1::text[])"
+                                    " AND e.event_timestamp >= to_timestamp($2::bigint)"
+                                    " AND e.event_timestamp < to_timestamp($3::bigint)");
+}
+
+int bp_scan_init(bp_scan_t *scan, const bp_metric_t *const *metrics, size_t n, int64_t from, int64_t to,
+                 bp_err_t *err)
+{
+    memset(scan, 0, sizeof(*scan));
+    scan->from = from;
+    scan->to = to;
+    scan->interval_s = n > 0 ? metrics[0]->interval_s : 60;
+    scan->metrics = calloc(n + 1, sizeof(bp_scan_metric_t));
+    if (scan->metrics == NULL)
+        return bp_err_set(err, BP_ENOMEM, "out of memory");
+    scan->num_metrics = n;
+    size_t nint = (size_t)((to - from) / scan->interval_s);
+    for (size_t i = 0; i < n; i++) {
+        bp_scan_metric_t *sm = &scan->metrics[i];
+        uint32_t id;
+        sm->m = metrics[i];
+        sm->num_intervals = (uint32_t)nint;
+        if ((sm->total_acc = malloc((nint + 1) * sizeof(uint32_t))) == NULL)
+            return bp_err_set(err, BP_ENOMEM, "out of memory");
+        memset(sm->total_acc, 0xff, (nint + 1) * sizeof(uint32_t));
+        const bp_event_sel_t *a = sm->m->kind == BP_KIND_RATIO ? &sm->m->num : &sm->m->sel;
+        if (bp_strtab_intern(&sm->series, "", 0, &id, NULL) != 0 ||
+            bp_strtab_intern(&scan->types, a->event_type, strlen(a->event_type), &id, NULL) != 0)
+            return bp_err_set(err, BP_ENOMEM, "out of memory");
+        sm->a_type = (int)id;
+        sm->b_type = -1;
+        if (sm->m->kind == BP_KIND_RATIO) {
+            if (bp_strtab_intern(&scan->types, sm->m->den.event_type, strlen(sm->m->den.event_type), &id, NULL) !=
+                0)
+                return bp_err_set(err, BP_ENOMEM, "out of memory");
+            sm->b_type = (int)id;
+        }
+    }
+    return 0;
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return q - ((a % b != 0) && ((a < 0) != (b < 0)));
+}
+
+static int64_t be64(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | u[i];
+    return (int64_t)v;
+}
+
+static bp_acc_t *acc_of(bp_scan_metric_t *sm, uint32_t series, uint32_t interval, uint32_t *idx)
+{
+    if (series == 0 && sm->total_acc[interval] != UINT32_MAX) {
+        *idx = sm->total_acc[interval];
+        return &sm->accs[*idx];
+    }
+    bool added;
+    if (bp_u64map_upsert(&sm->index, (uint64_t)series << 32 | interval, sm->num_accs, idx, &added) != 0)
+        return NULL;
+    if (added) {
+        if (sm->num_accs == sm->cap_accs) {
+            uint32_t cap = sm->cap_accs ? sm->cap_accs * 2 : 256;
+            bp_acc_t *accs = realloc(sm->accs, cap * sizeof(bp_acc_t));
+            if (accs == NULL)
+                return NULL;
+            sm->accs = accs;
+            uint32_t *s = realloc(sm->acc_series, cap * sizeof(uint32_t));
+            if (s == NULL)
+                return NULL;
+            sm->acc_series = s;
+            uint32_t *iv = realloc(sm->acc_interval, cap * sizeof(uint32_t));
+            if (iv == NULL)
+                return NULL;
+            sm->acc_interval = iv;
+            sm->cap_accs = cap;
+        }
+        memset(&sm->accs[*idx], 0, sizeof(bp_acc_t));
+        sm->acc_series[*idx] = series;
+        sm->acc_interval[*idx] = interval;
+        sm->num_accs++;
+        if (series == 0)
+            sm->total_acc[interval] = *idx;
+    }
+    return &sm->accs[*idx];
+}
+
+const bp_acc_t *bp_scan_acc(const bp_scan_metric_t *sm, uint32_t series, uint32_t interval)
+{
+    uint32_t idx;
+    return bp_u64map_find(&sm->index, (uint64_t)series << 32 | interval, &idx) ? &sm->accs[idx] : NULL;
+}
+
+/* Appends "name=value" with ',' '=' '%' escaped as the SQL version did, so keys stay what they
+ * were; a value is cut at KEY_VALUE_MAX bytes (at a character boundary) so no payload can make
+ * a key too long for the index. */
+static int append_dim(bp_buf_t *key, const char *name, const char *v, size_t len, bool null)
+{
+    int rc = key->len ? bp_buf_append(key, ",", 1) : 0;
+    rc = rc ? rc : bp_buf_append(key, name, strlen(name));
+    rc = rc ? rc : bp_buf_append(key, "=", 1);
+    if (null || rc != 0)
+        return rc ? rc : bp_buf_append(key, "(none)", 6);
+    size_t start = key->len, i = 0;
+    while (rc == 0 && i < len) {
+        size_t run = i;
+        while (run < len && v[run] != '%' && v[run] != ',' && v[run] != '=')
+            run++;
+        rc = bp_buf_append(key, v + i, run - i);
+        if (rc == 0 && run < len)
+            rc = bp_buf_append(key, v[run] == '%' ? "%25" : v[run] == ',' ? "%2C" : "%3D", 3);
+        i = run + 1;
+    }
+    if (rc == 0 && key->len - start > KEY_VALUE_MAX) {
+        /* cut, then drop a partial escape or UTF-8 sequence at the cut */
+        size_t j = start + KEY_VALUE_MAX;
+        if (j >= start + 1 && key->base[j - 1] == '%')
+            j -= 1;
+        else if (j >= start + 2 && key->base[j - 2] == '%')
+            j -= 2;
+        while (j > start && ((unsigned char)key->base[j] & 0xC0) == 0x80)
+            j--;
+        key->len = j;
+        key->base[j] = '\0';
+    }
+    return rc;
+}
+
+/* Accumulates one event into metric sm. */
+static int accumulate(bp_scan_t *scan, bp_scan_metric_t *sm, const PGresult *res, int r, int type,
+                      uint32_t iv, bp_buf_t *key)
+{
+    uint32_t sid = 0, idx[2];
+    int nacc = 1;
+    const bp_metric_t *m = sm->m;
+    if (m->num_dimensions > 0) {
+        bp_buf_reset(key);
+        for (size_t d = 0; d < m->num_dimensions; d++) {
+            int c = sm->dim_cols[d] + 2;
+            if (append_dim(key, m->dimensions[d], PQgetvalue(res, r, c), (size_t)PQgetlength(res, r, c),
+                           PQgetisnull(res, r, c)) != 0)
+                return BP_ENOMEM;
+        }
+        if (bp_strtab_intern(&sm->series, key->base, key->len, &sid, NULL) != 0)
+            return BP_ENOMEM;
+        nacc = 2;
+    }
+    /* indices first: the second lookup may move the accumulators */
+    if (acc_of(sm, 0, iv, &idx[0]) == NULL || (nacc == 2 && acc_of(sm, sid, iv, &idx[1]) == NULL))
+        return BP_ENOMEM;
+    bool a = type == sm->a_type &&
+             (sm->a_filter < 0 || (!PQgetisnull(res, r, sm->a_filter + 2) && PQgetvalue(res, r, sm->a_filter + 2)[0]));
+    bool b = type == sm->b_type &&
+             (sm->b_filter < 0 || (!PQgetisnull(res, r, sm->b_filter + 2) && PQgetvalue(res, r, sm->b_filter + 2)[0]));
+    int fc = sm->field_col + 2;
+    bool field = a && sm->field_col >= 0 && !PQgetisnull(res, r, fc);
+    uint32_t vid = 0;
+    if (field && m->kind == BP_KIND_DISTINCT &&
+        bp_strtab_intern(&scan->values, PQgetvalue(res, r, fc), (size_t)PQgetlength(res, r, fc), &vid, NULL) != 0)
+        return BP_ENOMEM;
+    for (int k = 0; k < nacc; k++) {
+        bp_acc_t *x = &sm->accs[idx[k]];
+        x->rows++;
+        x->a += a;
+        x->b += b;
+        if (!field)
+            continue;
+        if (m->kind == BP_KIND_SUM) {
+            bp_decsum_add(&x->sum, PQgetvalue(res, r, fc), (size_t)PQgetlength(res, r, fc));
+        } else {
+            uint32_t unused;
+            bool added;
+            if (bp_u64map_upsert(&sm->values, (uint64_t)idx[k] << 32 | vid, 0, &unused, &added) != 0)
+                return BP_ENOMEM;
+            x->distinct += added;
+        }
+    }
+    return 0;
+}
+
+/* The group's types that column c is read for, as a text[] literal ("{}" when none). */
+static int column_types(const bp_scan_t *scan, size_t c, bp_buf_t *out)
+{
+    const char **names = calloc(2 * scan->num_metrics + 1, sizeof(char *));
+    if (names == NULL)
+        return BP_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < scan->num_metrics; i++) {
+        const bp_scan_metric_t *sm = &scan->metrics[i];
+        bool a = sm->field_col == (int)c || sm->a_filter == (int)c, b = sm->b_filter == (int)c;
+        for (size_t d = 0; d < BP_CONFIG_MAX_DIMENSIONS; d++)
+            if (sm->dim_cols[d] == (int)c)
+                a = b = true; /* a key is needed for every event of the metric */
+        if (a)
+            names[n++] = bp_strtab_str(&scan->types, (uint32_t)sm->a_type);
+        if (b && sm->b_type >= 0)
+            names[n++] = bp_strtab_str(&scan->types, (uint32_t)sm->b_type);
+    }
+    int rc = bp_db_append_text_array(out, names, n);
+    free(names);
+    return rc;
+}
+
+int bp_scan_run(bp_db_t *db, const bp_config_t *cfg, bp_scan_t *scan, bp_err_t *err)
+{
+    size_t ncols_max = max_cols(cfg);
+    col_t *cols = calloc(ncols_max, sizeof(col_t));
+    size_t nparams = 3 + 2 * ncols_max;
+    const char **params = calloc(nparams, sizeof(char *));
+    bp_buf_t *bufs = calloc(ncols_max + 1, sizeof(bp_buf_t));
+    bp_buf_t sql, key;
+    bp_buf_init(&sql, 1u << 20);
+    bp_buf_init(&key, 1u << 16);
+    int rc = cols == NULL || params == NULL || bufs == NULL ? bp_err_set(err, BP_ENOMEM, "out of memory") : 0;
+    if (rc != 0)
+        goto out;
+    size_t ncols = plan(cfg, cols);
+    /* this group's metrics onto those columns */
+    for (size_t i = 0; i < scan->num_metrics; i++) {
+        bp_scan_metric_t *sm = &scan->metrics[i];
+        size_t n = ncols;
+        plan_metric(sm->m, cols, &n, &sm->a_filter, &sm->b_filter, &sm->field_col, sm->dim_cols);
+    }
+    /* per event type, the metrics that read it */
+    size_t ntypes = scan->types.n;
+    size_t *type_count = calloc(ntypes + 1, sizeof(size_t));
+    bp_scan_metric_t **type_metrics = calloc(ntypes * (scan->num_metrics + 1) + 1, sizeof(void *));
+    if (type_count == NULL || type_metrics == NULL) {
+        free(type_count);
+        free(type_metrics);
+        rc = bp_err_set(err, BP_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < scan->num_metrics; i++) {
+        bp_scan_metric_t *sm = &scan->metrics[i];
+        for (size_t t = 0; t < ntypes; t++)
+            if ((int)t == sm->a_type || (int)t == sm->b_type)
+                type_metrics[t * (scan->num_metrics + 1) + type_count[t]++] = sm;
+    }
+    bp_buf_t *group_types = &bufs[ncols];
+    bp_buf_init(group_types, 1u << 20);
+    rc = bp_db_append_text_array(group_types, (const char *const *)scan->types.strs, ntypes);
+    for (size_t c = 0; rc == 0 && c < ncols; c++) {
+        bp_buf_init(&bufs[c], 1u << 20);
+        rc = column_types(scan, c, &bufs[c]);
+        params[3 + 2 * c] = bufs[c].base;
+        params[4 + 2 * c] = cols[c].arg;
+    }
+    rc = rc ? rc : statement_text(cols, ncols, &sql);
+    if (rc != 0) {
+        free(type_count);
+        free(type_metrics);
+        rc = bp_err_set(err, rc, "cannot build the scan statement");
+        goto out;
+    }
+    params[0] = group_types->base;
+    const bp_db_stmt_t stmt = {"bp_agg_scan", sql.base, (int)(3 + 2 * ncols)};
+    int64_t iv = scan->interval_s, span = FIRST_CHUNK_S > iv ? FIRST_CHUNK_S / iv * iv : iv;
+    for (int64_t at = scan->from; rc == 0 && at < scan->to;) {
+        int64_t end = at + span < scan->to ? at + span : scan->to;
+        char s_from[24], s_to[24];
+        snprintf(s_from, sizeof(s_from), "%" PRId64, at);
+        snprintf(s_to, sizeof(s_to), "%" PRId64, end);
+        params[1] = s_from;
+        params[2] = s_to;
+        PGresult *res = NULL;
+        if ((rc = bp_db_query_bin(db, &stmt, params, NULL, NULL, BP_DB_BINARY, &res, err)) != 0)
+            break;
+        int nrows = PQntuples(res);
+        scan->queries++;
+        scan->events += (uint64_t)nrows;
+        for (int r = 0; rc == 0 && r < nrows; r++) {
+            int64_t t = bp_strtab_find(&scan->types, PQgetvalue(res, r, 0), (size_t)PQgetlength(res, r, 0));
+            if (t < 0)
+                continue;
+            int64_t us = be64(PQgetvalue(res, r, 1)) + PG_EPOCH_US;
+            int64_t slot = floor_div(us, iv * 1000000) - scan->from / iv;
+            if (slot < 0 || slot >= (scan->to - scan->from) / iv)
+                continue;
+            bp_scan_metric_t **ms = &type_metrics[t * (int64_t)(scan->num_metrics + 1)];
+            for (size_t k = 0; rc == 0 && k < type_count[t]; k++)
+                rc = accumulate(scan, ms[k], res, r, (int)t, (uint32_t)slot, &key);
+        }
+        PQclear(res);
+        if (rc != 0) {
+            rc = bp_err_set(err, rc, "out of memory aggregating the window");
+            break;
+        }
+        /* Intervals never straddle chunks, so distinct values need only be told apart within
+         * one: the tables stay chunk-sized. (value, accumulator) pairs are kept for a metric
+         * with dimensions, whose series the cap may still fold (ids stay distinct per chunk). */
+        bp_strtab_reset(&scan->values);
+        for (size_t i = 0; i < scan->num_metrics; i++)
+            if (scan->metrics[i].m->num_dimensions == 0)
+                bp_u64map_reset(&scan->metrics[i].values);
+        /* the next chunk: about SCAN_CHUNK_ROWS events, in whole intervals */
+        int64_t want = nrows > 0 ? (int64_t)((double)span * SCAN_CHUNK_ROWS / nrows) : span * 8;
+        if (want > span * 8)
+            want = span * 8;
+        span = want / iv * iv;
+        if (span < iv)
+            span = iv;
+        at = end;
+    }
+    free(type_count);
+    free(type_metrics);
+out:
+    if (bufs != NULL)
+        for (size_t c = 0; c <= ncols_max; c++)
+            bp_buf_free(&bufs[c]);
+    free(bufs);
+    free(cols);
+    free(params);
+    bp_buf_free(&sql);
+    bp_buf_free(&key);
+    return rc;
+}
+
+int bp_scan_fold(bp_scan_metric_t *sm, const bool *keep, bp_err_t *err)
+{
+    uint32_t other;
+    if (bp_strtab_intern(&sm->series, "other", 5, &other, NULL) != 0)
+        return bp_err_set(err, BP_ENOMEM, "out of memory");
+    bp_scan_metric_t old = *sm;
+    sm->index = (bp_u64map_t){0};
+    sm->values = (bp_u64map_t){0};
+    sm->accs = NULL;
+    sm->acc_series = sm->acc_interval = NULL;
+    sm->num_accs = sm->cap_accs = 0;
+    memset(sm->total_acc, 0xff, ((size_t)(sm->num_intervals) + 1) * sizeof(uint32_t));
+    uint32_t *remap = malloc((old.num_accs + 1) * sizeof(uint32_t));
+    int rc = remap == NULL ? BP_ENOMEM : 0;
+    for (uint32_t i = 0; rc == 0 && i < old.num_accs; i++) {
+        uint32_t s = old.acc_series[i];
+        if (s != 0 && s != other && !keep[s])
+            s = other;
+        bp_acc_t *to = acc_of(sm, s, old.acc_interval[i], &remap[i]);
+        if (to == NULL) {
+            rc = BP_ENOMEM;
+            break;
+        }
+        const bp_acc_t *from = &old.accs[i];
+        to->rows += from->rows;
+        to->a += from->a;
+        to->b += from->b;
+        bp_decsum_merge(&to->sum, &from->sum);
+    }
+    /* distinct sets are unions, not sums: recount from the (accumulator, value) pairs */
+    for (size_t j = 0; rc == 0 && j < old.values.cap; j++) {
+        if (old.values.vals[j] == UINT32_MAX)
+            continue;
+        uint32_t acc = remap[old.values.keys[j] >> 32], vid = (uint32_t)old.values.keys[j], unused;
+        bool added;
+        if (bp_u64map_upsert(&sm->values, (uint64_t)acc << 32 | vid, 0, &unused, &added) != 0)
+            rc = BP_ENOMEM;
+        else
+            sm->accs[acc].distinct += added;
+    }
+    free(remap);
+    bp_u64map_free(&old.index);
+    bp_u64map_free(&old.values);
+    free(old.accs);
+    free(old.acc_series);
+    free(old.acc_interval);
+    return rc != 0 ? bp_err_set(err, rc, "out of memory folding series") : 0;
+}
+
+void bp_scan_free(bp_scan_t *scan)
+{
+    for (size_t i = 0; i < scan->num_metrics; i++) {
+        bp_scan_metric_t *sm = &scan->metrics[i];
+        bp_strtab_free(&sm->series);
+        bp_u64map_free(&sm->index);
+        bp_u64map_free(&sm->values);
+        free(sm->accs);
+        free(sm->acc_series);
+        free(sm->acc_interval);
+        free(sm->total_acc);
+    }
+    free(scan->metrics);
+    bp_strtab_free(&scan->types);
+    bp_strtab_free(&scan->values);
+    memset(scan, 0, sizeof(*scan));
+}
