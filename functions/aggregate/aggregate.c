@@ -16,7 +16,7 @@
 #include "series.h"
 #include "timefmt.h"
 
-#define REVISED_MAX 50         /* revised ranges listed in one event; beyond, the event says "truncated" */
+#define REVISED_MAX 50 /* revised ranges listed in one event; beyond, the event says "truncated" */
 
 /* Two-key advisory locks: (namespace, metric), one try per metric of the tick, in one round
  * trip. Transaction-scoped, so a crash or a lost connection can never leave one held. */
@@ -518,8 +518,8 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
         size_t g = 0;
         for (size_t j = k; j < na; j++) {
             track_t *u = &ts[act[j]];
-            if (u->work && !u->grouped && u->m->interval_s == t->m->interval_s && u->win.from == t->win.from &&
-                u->win.to == t->win.to) {
+            if (u->work && !u->grouped && u->m->interval_s == t->m->interval_s &&
+                u->win.from == t->win.from && u->win.to == t->win.to) {
                 u->grouped = true;
                 gm[g] = u->m;
                 gw[g] = &u->win;
@@ -678,8 +678,7 @@ int bp_agg_backfill(bp_worker_t *w, const bp_metric_t *m, int64_t from, int64_t 
         if (rc == 0 && got != 1)
             rc = bp_err_set(err, BP_EBUSY,
                             "metric '%s' is being aggregated by another replica; retry shortly", m->name);
-        if (rc == 0)
-        {
+        if (rc == 0) {
             const bp_metric_t *gm[] = {m};
             window_t *gw[] = {&win};
             const int64_t grev[] = {INT64_MAX};

@@ -63,8 +63,8 @@ static bp_point_t point_of(const bp_metric_t *m, const bp_acc_t *acc, uint32_t s
     return p;
 }
 
-int bp_points_build(const bp_scan_t *scan, const bp_scan_metric_t *sm, const bool *grid, bp_metric_points_t *out,
-                    bp_err_t *err)
+int bp_points_build(const bp_scan_t *scan, const bp_scan_metric_t *sm, const bool *grid,
+                    bp_metric_points_t *out, bp_err_t *err)
 {
     memset(out, 0, sizeof(*out));
     size_t cap = 0;
@@ -118,7 +118,8 @@ static bool same(const PGresult *res, int r, const bp_point_t *p)
         return false;
     for (int c = 3; c <= 4; c++) {
         bool null = PQgetisnull(res, r, c);
-        if (null != p->parts_null || (!null && be_double(PQgetvalue(res, r, c)) != (c == 3 ? p->num : p->den)))
+        if (null != p->parts_null ||
+            (!null && be_double(PQgetvalue(res, r, c)) != (c == 3 ? p->num : p->den)))
             return false;
     }
     return !PQgetisnull(res, r, 5) && be64(PQgetvalue(res, r, 5)) == p->events;
@@ -139,7 +140,11 @@ static int append_copy_text(bp_buf_t *b, const char *s)
 {
     int rc = 0;
     for (; rc == 0 && *s; s++) {
-        const char *esc = *s == '\\' ? "\\\\" : *s == '\t' ? "\\t" : *s == '\n' ? "\\n" : *s == '\r' ? "\\r" : NULL;
+        const char *esc = *s == '\\'   ? "\\\\"
+                          : *s == '\t' ? "\\t"
+                          : *s == '\n' ? "\\n"
+                          : *s == '\r' ? "\\r"
+                                       : NULL;
         rc = esc ? bp_buf_append(b, esc, 2) : bp_buf_append(b, s, 1);
     }
     return rc;
@@ -163,9 +168,12 @@ static int copy_new(bp_db_t *db, const bp_scan_t *scan, const bp_metric_points_t
             rc = rc ? rc : bp_buf_append(&data, "\t", 1);
             rc = rc ? rc : append_copy_text(&data, bp_strtab_str(&sm->series, p->series));
             rc = rc ? rc : bp_buf_appendf(&data, "\t%s\t", ts);
-            rc = rc ? rc : (p->value_null ? bp_buf_append(&data, "\\N", 2) : bp_buf_appendf(&data, "%.17g", p->value));
-            rc = rc ? rc : (p->parts_null ? bp_buf_append(&data, "\t\\N\t\\N", 6)
-                                          : bp_buf_appendf(&data, "\t%.17g\t%.17g", p->num, p->den));
+            rc = rc ? rc
+                    : (p->value_null ? bp_buf_append(&data, "\\N", 2)
+                                     : bp_buf_appendf(&data, "%.17g", p->value));
+            rc = rc ? rc
+                    : (p->parts_null ? bp_buf_append(&data, "\t\\N\t\\N", 6)
+                                     : bp_buf_appendf(&data, "\t%.17g\t%.17g", p->num, p->den));
             rc = rc ? rc : bp_buf_appendf(&data, "\t%" PRId64 "\n", p->events);
         }
     }
@@ -205,7 +213,8 @@ static int write_changed(bp_db_t *db, const bp_scan_t *scan, const bp_metric_poi
             const char *sep = n ? "," : "";
             names[n] = sm->m->name;
             series[n++] = bp_strtab_str(&sm->series, p->series);
-            rc = bp_buf_appendf(&arr[2], "%s%" PRId64, sep, scan->from + (int64_t)p->interval * scan->interval_s);
+            rc = bp_buf_appendf(&arr[2], "%s%" PRId64, sep,
+                                scan->from + (int64_t)p->interval * scan->interval_s);
             rc = rc ? rc : bp_buf_append(&arr[3], sep, *sep ? 1 : 0);
             rc = rc ? rc : append_double(&arr[3], p->value_null, p->value);
             rc = rc ? rc : bp_buf_append(&arr[4], sep, *sep ? 1 : 0);
@@ -240,8 +249,10 @@ int bp_points_sync(bp_db_t *db, const bp_scan_t *scan, bp_metric_points_t *mp, b
     size_t npairs = 0;
     for (size_t i = 0; i < scan->num_metrics; i++)
         npairs += scan->metrics[i].series.n;
-    const char **names = malloc((npairs + 1) * sizeof(char *)), **series = malloc((npairs + 1) * sizeof(char *));
-    uint32_t *pair_metric = malloc((npairs + 1) * sizeof(uint32_t)), *pair_series = malloc((npairs + 1) * sizeof(uint32_t));
+    const char **names = malloc((npairs + 1) * sizeof(char *)),
+               **series = malloc((npairs + 1) * sizeof(char *));
+    uint32_t *pair_metric = malloc((npairs + 1) * sizeof(uint32_t)),
+             *pair_series = malloc((npairs + 1) * sizeof(uint32_t));
     bp_u64map_t *where = calloc(scan->num_metrics + 1, sizeof(bp_u64map_t));
     bool *listed = NULL;
     bp_buf_t a_names, a_series;
@@ -262,7 +273,8 @@ int bp_points_sync(bp_db_t *db, const bp_scan_t *scan, bp_metric_points_t *mp, b
         for (size_t j = 0; rc == 0 && j < mp[i].n; j++) {
             const bp_point_t *p = &mp[i].pts[j];
             uint32_t unused;
-            rc = bp_u64map_upsert(&where[i], (uint64_t)p->series << 32 | p->interval, (uint32_t)j, &unused, NULL);
+            rc = bp_u64map_upsert(&where[i], (uint64_t)p->series << 32 | p->interval, (uint32_t)j, &unused,
+                                  NULL);
             if (!listed[p->series]) {
                 listed[p->series] = true;
                 names[np] = sm->m->name;

@@ -39,8 +39,8 @@ typedef struct st_bp_metric_points_t {
 
 /* grid: by series id (sm->series.n entries), which series to zero-fill; ignored for ratios.
  * 0 or BP_ENOMEM. */
-int bp_points_build(const bp_scan_t *scan, const bp_scan_metric_t *sm, const bool *grid, bp_metric_points_t *out,
-                    bp_err_t *err);
+int bp_points_build(const bp_scan_t *scan, const bp_scan_metric_t *sm, const bool *grid,
+                    bp_metric_points_t *out, bp_err_t *err);
 
 /* mp has scan->num_metrics entries, built. 0 or the database's error. */
 int bp_points_sync(bp_db_t *db, const bp_scan_t *scan, bp_metric_points_t *mp, bp_err_t *err);

@@ -7,9 +7,9 @@
 
 #include "buf.h"
 
-#define SCAN_CHUNK_ROWS 100000 /* events per query, about: bounds a result's memory */
-#define FIRST_CHUNK_S 900      /* a steady tick's window (lateness + a minute) in one query */
-#define KEY_VALUE_MAX 256      /* escaped bytes of one dimension value kept in a series key */
+#define SCAN_CHUNK_ROWS 100000        /* events per query, about: bounds a result's memory */
+#define FIRST_CHUNK_S 900             /* a steady tick's window (lateness + a minute) in one query */
+#define KEY_VALUE_MAX 256             /* escaped bytes of one dimension value kept in a series key */
 #define PG_EPOCH_US 946684800000000LL /* 2000-01-01 in Unix microseconds: timestamptz's zero */
 
 /* What a scan row carries besides type and timestamp. Columns are planned over the whole
@@ -45,8 +45,9 @@ static void plan_metric(const bp_metric_t *m, col_t *cols, size_t *n, int *a_fil
 {
     const bp_event_sel_t *a = m->kind == BP_KIND_RATIO ? &m->num : &m->sel;
     *a_filter = a->filter_json ? add_col(cols, n, COL_FILTER, a->filter_json) : -1;
-    *b_filter = m->kind == BP_KIND_RATIO && m->den.filter_json ? add_col(cols, n, COL_FILTER, m->den.filter_json)
-                                                                : -1;
+    *b_filter = m->kind == BP_KIND_RATIO && m->den.filter_json
+                    ? add_col(cols, n, COL_FILTER, m->den.filter_json)
+                    : -1;
     *field_col = m->kind == BP_KIND_SUM        ? add_col(cols, n, COL_NUM, m->field)
                  : m->kind == BP_KIND_DISTINCT ? add_col(cols, n, COL_TEXT, m->field)
                                                : -1;
@@ -81,15 +82,15 @@ static int statement_text(const col_t *cols, size_t n, bp_buf_t *sql)
         snprintf(p, sizeof(p), "%zu", 5 + 2 * c);
         switch (cols[c].kind) {
         case COL_TEXT:
-            rc = bp_buf_appendf(sql, ", CASE WHEN e.event_type = ANY($%s::text[]) THEN e.payload ->> $%s::text END",
-                                t, p);
+            rc = bp_buf_appendf(
+                sql, ", CASE WHEN e.event_type = ANY($%s::text[]) THEN e.payload ->> $%s::text END", t, p);
             break;
         case COL_NUM:
             rc = bp_buf_appendf(sql, numval_fmt, p, t);
             break;
         case COL_FILTER:
-            rc = bp_buf_appendf(sql, ", CASE WHEN e.event_type = ANY($%s::text[]) THEN e.payload @> $%s::jsonb END",
-                                t, p);
+            rc = bp_buf_appendf(
+                sql, ", CASE WHEN e.event_type = ANY($%s::text[]) THEN e.payload @> $%s::jsonb END", t, p);
             break;
         }
     }
@@ -126,8 +127,8 @@ int bp_scan_init(bp_scan_t *scan, const bp_metric_t *const *metrics, size_t n, i
         sm->a_type = (int)id;
         sm->b_type = -1;
         if (sm->m->kind == BP_KIND_RATIO) {
-            if (bp_strtab_intern(&scan->types, sm->m->den.event_type, strlen(sm->m->den.event_type), &id, NULL) !=
-                0)
+            if (bp_strtab_intern(&scan->types, sm->m->den.event_type, strlen(sm->m->den.event_type), &id,
+                                 NULL) != 0)
                 return bp_err_set(err, BP_ENOMEM, "out of memory");
             sm->b_type = (int)id;
         }
@@ -249,15 +250,16 @@ static int accumulate(bp_scan_t *scan, bp_scan_metric_t *sm, const PGresult *res
     /* indices first: the second lookup may move the accumulators */
     if (acc_of(sm, 0, iv, &idx[0]) == NULL || (nacc == 2 && acc_of(sm, sid, iv, &idx[1]) == NULL))
         return BP_ENOMEM;
-    bool a = type == sm->a_type &&
-             (sm->a_filter < 0 || (!PQgetisnull(res, r, sm->a_filter + 2) && PQgetvalue(res, r, sm->a_filter + 2)[0]));
-    bool b = type == sm->b_type &&
-             (sm->b_filter < 0 || (!PQgetisnull(res, r, sm->b_filter + 2) && PQgetvalue(res, r, sm->b_filter + 2)[0]));
+    bool a = type == sm->a_type && (sm->a_filter < 0 || (!PQgetisnull(res, r, sm->a_filter + 2) &&
+                                                         PQgetvalue(res, r, sm->a_filter + 2)[0]));
+    bool b = type == sm->b_type && (sm->b_filter < 0 || (!PQgetisnull(res, r, sm->b_filter + 2) &&
+                                                         PQgetvalue(res, r, sm->b_filter + 2)[0]));
     int fc = sm->field_col + 2;
     bool field = a && sm->field_col >= 0 && !PQgetisnull(res, r, fc);
     uint32_t vid = 0;
     if (field && m->kind == BP_KIND_DISTINCT &&
-        bp_strtab_intern(&scan->values, PQgetvalue(res, r, fc), (size_t)PQgetlength(res, r, fc), &vid, NULL) != 0)
+        bp_strtab_intern(&scan->values, PQgetvalue(res, r, fc), (size_t)PQgetlength(res, r, fc), &vid,
+                         NULL) != 0)
         return BP_ENOMEM;
     for (int k = 0; k < nacc; k++) {
         bp_acc_t *x = &sm->accs[idx[k]];
