@@ -3,18 +3,24 @@
  *
  * For each declared metric, under a per-metric advisory lock (so N replicas never do the same
  * work, and a metric another replica holds is skipped, not waited for): every closed interval
- * from (watermark − lateness) to (now − grace) is recomputed by one SQL statement per batch
- * (agg_sql.h) and upserted; only values that changed are written; the watermark advances; and
- * when something changed, a dev.bizpulse.metrics.aggregated.v1 event goes into the outbox in
- * the same transaction, naming the changed range and the revised windows (intervals that had
- * a different value before, e.g. because late events arrived). Event rows are never written.
+ * from (watermark − lateness) to (now − grace) is recomputed; only points that changed are
+ * written; the watermark advances; and when something changed, a
+ * dev.bizpulse.metrics.aggregated.v1 event goes into the outbox in the same transaction, naming
+ * the changed range and the revised windows (intervals that had a different value before,
+ * e.g. because late events arrived). Event rows are never written.
  *
  * A tick works in rounds, each one transaction for every metric not caught up yet: try-lock
- * them all and read their watermarks (one round trip each), recompute one batch of at most
- * BP_AGG_BATCH_INTERVALS intervals of every metric it locked (one statement per metric),
- * advance their watermarks in one statement, commit once. No new round starts after
- * budget_ms: the next tick continues from the watermarks. Backfill recomputes a given range
- * of one metric through the same code, without moving the watermark.
+ * them all and read their watermarks (one round trip each), then give every locked metric a
+ * batch of at most BP_AGG_BATCH_INTERVALS intervals. Metrics whose batches share interval and
+ * window (all of them, in a steady tick) are computed together: one pass over their events
+ * (scan.h), the cardinality cap, one comparison with what is stored and one write (points.h).
+ * Then their watermarks advance in one statement and the round commits. No new round starts
+ * after budget_ms: the next tick continues from the watermarks. Backfill recomputes a given
+ * range of one metric through the same code, without moving the watermark.
+ *
+ * A round commits or fails as a whole: a database error in it leaves every metric where it was
+ * (the next tick redoes the round). Nothing in a round depends on one metric's data alone
+ * failing: payload values are cut to a bounded key length (scan.h) before they reach an index.
  */
 #ifndef BP_AGGREGATE_H
 #define BP_AGGREGATE_H

@@ -93,36 +93,19 @@ int bp_points_build(const bp_scan_t *scan, const bp_scan_metric_t *sm, const boo
     return 0;
 }
 
-static int64_t be64(const char *p)
-{
-    const unsigned char *u = (const unsigned char *)p;
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | u[i];
-    return (int64_t)v;
-}
-
-static double be_double(const char *p)
-{
-    int64_t bits = be64(p);
-    double d;
-    memcpy(&d, &bits, sizeof(d));
-    return d;
-}
-
 /* Whether stored row r equals point p. */
 static bool same(const PGresult *res, int r, const bp_point_t *p)
 {
     bool vnull = PQgetisnull(res, r, 2);
-    if (vnull != p->value_null || (!vnull && be_double(PQgetvalue(res, r, 2)) != p->value))
+    if (vnull != p->value_null || (!vnull && bp_db_bin_float8(PQgetvalue(res, r, 2)) != p->value))
         return false;
     for (int c = 3; c <= 4; c++) {
         bool null = PQgetisnull(res, r, c);
         if (null != p->parts_null ||
-            (!null && be_double(PQgetvalue(res, r, c)) != (c == 3 ? p->num : p->den)))
+            (!null && bp_db_bin_float8(PQgetvalue(res, r, c)) != (c == 3 ? p->num : p->den)))
             return false;
     }
-    return !PQgetisnull(res, r, 5) && be64(PQgetvalue(res, r, 5)) == p->events;
+    return !PQgetisnull(res, r, 5) && bp_db_bin_int8(PQgetvalue(res, r, 5)) == p->events;
 }
 
 static int append_double(bp_buf_t *b, bool null, double v)
@@ -304,7 +287,7 @@ int bp_points_sync(bp_db_t *db, const bp_scan_t *scan, bp_metric_points_t *mp, b
     if ((rc = bp_db_query_bin(db, bp_agg_sql_stored(), p, NULL, NULL, BP_DB_BINARY, &res, err)) != 0)
         goto out;
     for (int r = 0; r < PQntuples(res); r++) {
-        int64_t pair = be64(PQgetvalue(res, r, 0)) - 1, ts = be64(PQgetvalue(res, r, 1));
+        int64_t pair = bp_db_bin_int8(PQgetvalue(res, r, 0)) - 1, ts = bp_db_bin_int8(PQgetvalue(res, r, 1));
         if (pair < 0 || (size_t)pair >= np || (ts - scan->from) % scan->interval_s != 0)
             continue; /* a row off this metric's interval grid (written by hand): left alone */
         uint32_t i = pair_metric[pair], j;

@@ -142,15 +142,6 @@ static int64_t floor_div(int64_t a, int64_t b)
     return q - ((a % b != 0) && ((a < 0) != (b < 0)));
 }
 
-static int64_t be64(const char *p)
-{
-    const unsigned char *u = (const unsigned char *)p;
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | u[i];
-    return (int64_t)v;
-}
-
 static bp_acc_t *acc_of(bp_scan_metric_t *sm, uint32_t series, uint32_t interval, uint32_t *idx)
 {
     if (series == 0 && sm->total_acc[interval] != UINT32_MAX) {
@@ -376,7 +367,7 @@ int bp_scan_run(bp_db_t *db, const bp_config_t *cfg, bp_scan_t *scan, bp_err_t *
             int64_t t = bp_strtab_find(&scan->types, PQgetvalue(res, r, 0), (size_t)PQgetlength(res, r, 0));
             if (t < 0)
                 continue;
-            int64_t us = be64(PQgetvalue(res, r, 1)) + PG_EPOCH_US;
+            int64_t us = bp_db_bin_int8(PQgetvalue(res, r, 1)) + PG_EPOCH_US;
             int64_t slot = floor_div(us, iv * 1000000) - scan->from / iv;
             if (slot < 0 || slot >= (scan->to - scan->from) / iv)
                 continue;

@@ -183,6 +183,20 @@ static int prepare(bp_db_t *db, const bp_db_stmt_t *stmt, bp_err_t *err)
     return 0;
 }
 
+/* Connected, and not inside a transaction the connection lost (a reconnect here would run the
+ * statement outside it). */
+static int usable(bp_db_t *db, bp_err_t *err)
+{
+    if (db->tx_lost)
+        return bp_err_set(err, BP_EDB, "database connection lost inside a transaction");
+    int rc = bp_db_connect(db, err);
+    if (rc != 0)
+        return rc;
+    if (db->tx_lost) /* the connect found it dead and replaced it: not our transaction */
+        return bp_err_set(err, BP_EDB, "database connection lost inside a transaction");
+    return 0;
+}
+
 int bp_db_query(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *params, PGresult **res,
                 bp_err_t *err)
 {
@@ -197,13 +211,9 @@ int bp_db_query_bin(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *pa
     assert(result_format == BP_DB_TEXT || result_format == BP_DB_BINARY);
     if (res != NULL)
         *res = NULL;
-    if (db->tx_lost)
-        return bp_err_set(err, BP_EDB, "database connection lost inside a transaction");
-    int rc = bp_db_connect(db, err);
+    int rc = usable(db, err);
     if (rc != 0)
         return rc;
-    if (db->tx_lost) /* the connect above found it dead and replaced it: not our transaction */
-        return bp_err_set(err, BP_EDB, "database connection lost inside a transaction");
     if (!is_prepared(db, stmt->name) && (rc = prepare(db, stmt, err)) != 0)
         return rc;
     PGresult *r =
@@ -231,9 +241,7 @@ int bp_db_exec_count(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *p
 
 int bp_db_copy_in(bp_db_t *db, const char *sql, const char *data, size_t len, bp_err_t *err)
 {
-    if (db->tx_lost)
-        return bp_err_set(err, BP_EDB, "database connection lost inside a transaction");
-    int rc = bp_db_connect(db, err);
+    int rc = usable(db, err);
     if (rc != 0)
         return rc;
     PGresult *r = PQexec(db->conn, sql);
@@ -259,11 +267,26 @@ int bp_db_copy_in(bp_db_t *db, const char *sql, const char *data, size_t len, bp
     return 0;
 }
 
+int64_t bp_db_bin_int8(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | u[i];
+    return (int64_t)v;
+}
+
+double bp_db_bin_float8(const char *p)
+{
+    int64_t bits = bp_db_bin_int8(p);
+    double d;
+    memcpy(&d, &bits, sizeof(d));
+    return d;
+}
+
 int bp_db_exec_static(bp_db_t *db, const char *sql, bp_err_t *err)
 {
-    if (db->tx_lost)
-        return bp_err_set(err, BP_EDB, "database connection lost inside a transaction");
-    int rc = bp_db_connect(db, err);
+    int rc = usable(db, err);
     if (rc != 0)
         return rc;
     PGresult *r = PQexec(db->conn, sql);

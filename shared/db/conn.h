@@ -21,6 +21,7 @@
 #define BP_DB_CONN_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <libpq-fe.h>
 
 #include "err.h"
@@ -78,6 +79,11 @@ int bp_db_exec_count(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *p
  * insert many rows (bulk aggregation). 0, or the error of the COPY (e.g. BP_EINTERNAL for a
  * unique violation; nothing of it is inserted). */
 int bp_db_copy_in(bp_db_t *db, const char *sql, const char *data, size_t len, bp_err_t *err);
+
+/* A value of a BP_DB_BINARY result: int8 (and timestamptz: microseconds since 2000-01-01 UTC),
+ * float8. p is PQgetvalue's, 8 bytes in network order. */
+int64_t bp_db_bin_int8(const char *p);
+double bp_db_bin_float8(const char *p);
 
 /* Runs fixed SQL text with no parameters (BEGIN, COMMIT, migrations). Never pass input here. */
 int bp_db_exec_static(bp_db_t *db, const char *sql, bp_err_t *err);
