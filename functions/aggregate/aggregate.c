@@ -503,11 +503,12 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
         track_t *t = &ts[act[k]];
         if (!t->locked || t->win.from >= t->end)
             continue;
-        int64_t iv = t->m->interval_s;
+        int64_t span = BP_AGG_BATCH_INTERVALS * (int64_t)t->m->interval_s;
         t->work = true;
-        t->win.to = t->end - t->win.from > BP_AGG_BATCH_INTERVALS * iv
-                        ? t->win.from + BP_AGG_BATCH_INTERVALS * iv
-                        : t->end;
+        /* A catch-up's batches end on multiples of the batch length, so metrics that started
+         * at different times (their first events, a metric added later) share windows from
+         * their second batch on, and with them one pass over the events. */
+        t->win.to = t->end - t->win.from > span ? bp_time_floor(t->win.from, span) + span : t->end;
         t->win.done = t->win.to == t->end;
         bp_buf_init(&t->win.revised, 16384);
     }
