@@ -2,8 +2,9 @@
 
 static const bp_db_stmt_t stored_stmt = {
     "bp_agg_stored",
-    "SELECT k.i, extract(epoch FROM a.metric_timestamp)::bigint AS ts, a.metric_value, a.numerator,"
-    " a.denominator, a.events"
+    /* cast: a database adopted from the original system may keep metric_value as numeric */
+    "SELECT k.i, extract(epoch FROM a.metric_timestamp)::bigint AS ts, a.metric_value::float8,"
+    " a.numerator::float8, a.denominator::float8, a.events::bigint"
     " FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(n, s, i)"
     " JOIN aggregated_metrics a ON a.metric_name = k.n AND a.series = k.s"
     " AND a.metric_timestamp >= to_timestamp($3::bigint) AND a.metric_timestamp < to_timestamp($4::bigint)",

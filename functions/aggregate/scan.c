@@ -1,6 +1,7 @@
 #include "scan.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +20,13 @@ typedef enum { COL_TEXT, COL_NUM, COL_FILTER } col_kind_t;
 typedef struct {
     col_kind_t kind;
     const char *arg; /* payload field, or filter JSON */
+    bool multi;      /* read for more than one event type in the configuration: ANY($n) */
 } col_t;
 
 /* Numbers, and strings that are plainly numbers, as numeric text; anything else is NULL and
  * does not count toward a sum. Every %1$s is the field's parameter number. */
 static const char numval_fmt[] =
-    ", CASE WHEN e.event_type = ANY($%2$s::text[]) THEN CASE jsonb_typeof(e.payload -> $%1$s::text)"
+    ", CASE WHEN e.event_type %2$s THEN CASE jsonb_typeof(e.payload -> $%1$s::text)"
     " WHEN 'number' THEN e.payload ->> $%1$s::text"
     " WHEN 'string' THEN CASE WHEN e.payload ->> $%1$s::text ~"
     " '^\\s*[-+]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][-+]?[0-9]{1,3})?\\s*$'"
@@ -35,7 +37,7 @@ static int add_col(col_t *cols, size_t *n, col_kind_t kind, const char *arg)
     for (size_t i = 0; i < *n; i++)
         if (cols[i].kind == kind && strcmp(cols[i].arg, arg) == 0)
             return (int)i;
-    cols[*n] = (col_t){kind, arg};
+    cols[*n] = (col_t){kind, arg, false};
     return (int)(*n)++;
 }
 
@@ -61,12 +63,50 @@ static size_t max_cols(const bp_config_t *cfg)
     return cfg->num_metrics * (3 + BP_CONFIG_MAX_DIMENSIONS) + 1;
 }
 
+/* The event types (at most two) whose events metric m needs column c of. */
+static size_t column_users(const bp_metric_t *m, int a_filter, int b_filter, int field_col,
+                           const int *dim_cols, int c, const char **out)
+{
+    bool a = field_col == c || a_filter == c, b = b_filter == c;
+    for (size_t d = 0; d < BP_CONFIG_MAX_DIMENSIONS; d++)
+        if (dim_cols[d] == c)
+            a = b = true; /* a key is needed for every event of the metric */
+    size_t n = 0;
+    if (a)
+        out[n++] = m->kind == BP_KIND_RATIO ? m->num.event_type : m->sel.event_type;
+    if (b && m->kind == BP_KIND_RATIO)
+        out[n++] = m->den.event_type;
+    return n;
+}
+
+static size_t add_name(const char **names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return n;
+    names[n] = name;
+    return n + 1;
+}
+
 static size_t plan(const bp_config_t *cfg, col_t *cols)
 {
     size_t n = 0;
     int a, b, f, d[BP_CONFIG_MAX_DIMENSIONS];
     for (size_t i = 0; i < cfg->num_metrics; i++)
         plan_metric(&cfg->metrics[i], cols, &n, &a, &b, &f, d);
+    /* single-type columns test with '=': cheaper per event than ANY over an array */
+    const char *names[3], *users[2];
+    for (size_t c = 0; c < n; c++) {
+        size_t nn = 0;
+        for (size_t i = 0; i < cfg->num_metrics && nn < 2; i++) {
+            size_t x = n;
+            plan_metric(&cfg->metrics[i], cols, &x, &a, &b, &f, d);
+            size_t nu = column_users(&cfg->metrics[i], a, b, f, d, (int)c, users);
+            for (size_t u = 0; u < nu && nn < 2; u++)
+                nn = add_name(names, nn, users[u]);
+        }
+        cols[c].multi = nn > 1;
+    }
     return n;
 }
 
@@ -77,20 +117,21 @@ static int statement_text(const col_t *cols, size_t n, bp_buf_t *sql)
 {
     int rc = bp_buf_appendf(sql, "SELECT e.event_type, e.event_timestamp");
     for (size_t c = 0; rc == 0 && c < n; c++) {
-        char t[24], p[24];
-        snprintf(t, sizeof(t), "%zu", 4 + 2 * c);
+        char test[48], p[24];
+        if (cols[c].multi)
+            snprintf(test, sizeof(test), "= ANY($%zu::text[])", 4 + 2 * c);
+        else
+            snprintf(test, sizeof(test), "= $%zu::text", 4 + 2 * c);
         snprintf(p, sizeof(p), "%zu", 5 + 2 * c);
         switch (cols[c].kind) {
         case COL_TEXT:
-            rc = bp_buf_appendf(
-                sql, ", CASE WHEN e.event_type = ANY($%s::text[]) THEN e.payload ->> $%s::text END", t, p);
+            rc = bp_buf_appendf(sql, ", CASE WHEN e.event_type %s THEN e.payload ->> $%s::text END", test, p);
             break;
         case COL_NUM:
-            rc = bp_buf_appendf(sql, numval_fmt, p, t);
+            rc = bp_buf_appendf(sql, numval_fmt, p, test);
             break;
         case COL_FILTER:
-            rc = bp_buf_appendf(
-                sql, ", CASE WHEN e.event_type = ANY($%s::text[]) THEN e.payload @> $%s::jsonb END", t, p);
+            rc = bp_buf_appendf(sql, ", CASE WHEN e.event_type %s THEN e.payload @> $%s::jsonb END", test, p);
             break;
         }
     }
@@ -272,84 +313,159 @@ static int accumulate(bp_scan_t *scan, bp_scan_metric_t *sm, const PGresult *res
     return 0;
 }
 
-/* The group's types that column c is read for, as a text[] literal ("{}" when none). */
-static int column_types(const bp_scan_t *scan, size_t c, bp_buf_t *out)
+/* Column c's type parameter for this group: a text[] of the types whose events need it when
+ * the column is multi, else the one type or NULL (*out NULL too). */
+static int column_types(const bp_scan_t *scan, const col_t *col, size_t c, bp_buf_t *buf, const char **out)
 {
-    const char **names = calloc(2 * scan->num_metrics + 1, sizeof(char *));
+    const char **names = calloc(2 * scan->num_metrics + 1, sizeof(char *)), *users[2];
     if (names == NULL)
         return BP_ENOMEM;
     size_t n = 0;
     for (size_t i = 0; i < scan->num_metrics; i++) {
         const bp_scan_metric_t *sm = &scan->metrics[i];
-        bool a = sm->field_col == (int)c || sm->a_filter == (int)c, b = sm->b_filter == (int)c;
-        for (size_t d = 0; d < BP_CONFIG_MAX_DIMENSIONS; d++)
-            if (sm->dim_cols[d] == (int)c)
-                a = b = true; /* a key is needed for every event of the metric */
-        if (a)
-            names[n++] = bp_strtab_str(&scan->types, (uint32_t)sm->a_type);
-        if (b && sm->b_type >= 0)
-            names[n++] = bp_strtab_str(&scan->types, (uint32_t)sm->b_type);
+        size_t nu =
+            column_users(sm->m, sm->a_filter, sm->b_filter, sm->field_col, sm->dim_cols, (int)c, users);
+        for (size_t u = 0; u < nu; u++)
+            n = add_name(names, n, users[u]);
     }
-    int rc = bp_db_append_text_array(out, names, n);
+    int rc = 0;
+    if (col->multi) {
+        rc = bp_db_append_text_array(buf, names, n);
+        *out = buf->base;
+    } else {
+        *out = n > 0 ? names[0] : NULL;
+    }
     free(names);
     return rc;
 }
 
-int bp_scan_run(bp_db_t *db, const bp_config_t *cfg, bp_scan_t *scan, bp_err_t *err)
+/* What accumulating a chunk's rows needs. Touched by one thread at a time: the caller's, or
+ * the accumulating thread of a multi-chunk window. */
+typedef struct {
+    bp_scan_t *scan;
+    size_t *type_count;              /* by type: how many metrics read it */
+    bp_scan_metric_t **type_metrics; /* by type: those metrics, num_metrics + 1 apart */
+    bp_buf_t key;
+} consumer_t;
+
+/* Accumulates one chunk's rows, then forgets what only that chunk needed. Frees res. */
+static int consume(consumer_t *c, PGresult *res)
 {
-    size_t ncols_max = max_cols(cfg);
-    col_t *cols = calloc(ncols_max, sizeof(col_t));
-    size_t nparams = 3 + 2 * ncols_max;
-    const char **params = calloc(nparams, sizeof(char *));
-    bp_buf_t *bufs = calloc(ncols_max + 1, sizeof(bp_buf_t));
-    bp_buf_t sql, key;
-    bp_buf_init(&sql, 1u << 20);
-    bp_buf_init(&key, 1u << 16);
-    int rc = cols == NULL || params == NULL || bufs == NULL ? bp_err_set(err, BP_ENOMEM, "out of memory") : 0;
+    bp_scan_t *scan = c->scan;
+    int64_t iv = scan->interval_s, nint = (scan->to - scan->from) / iv;
+    int rc = 0, nrows = PQntuples(res);
+    for (int r = 0; rc == 0 && r < nrows; r++) {
+        int64_t t = bp_strtab_find(&scan->types, PQgetvalue(res, r, 0), (size_t)PQgetlength(res, r, 0));
+        if (t < 0)
+            continue;
+        int64_t us = bp_db_bin_int8(PQgetvalue(res, r, 1)) + PG_EPOCH_US;
+        int64_t slot = floor_div(us, iv * 1000000) - scan->from / iv;
+        if (slot < 0 || slot >= nint)
+            continue;
+        bp_scan_metric_t **ms = &c->type_metrics[t * (int64_t)(scan->num_metrics + 1)];
+        for (size_t k = 0; rc == 0 && k < c->type_count[t]; k++)
+            rc = accumulate(scan, ms[k], res, r, (int)t, (uint32_t)slot, &c->key);
+    }
+    PQclear(res);
+    /* Intervals never straddle chunks, so distinct values need only be told apart within one:
+     * the tables stay chunk-sized. (value, accumulator) pairs are kept for a metric with
+     * dimensions, whose series the cap may still fold (ids stay distinct per chunk). */
+    bp_strtab_reset(&scan->values);
+    for (size_t i = 0; i < scan->num_metrics; i++)
+        if (scan->metrics[i].m->num_dimensions == 0)
+            bp_u64map_reset(&scan->metrics[i].values);
+    return rc;
+}
+
+/* A catch-up batch spans many chunks: a second thread accumulates chunk k while PostgreSQL
+ * produces chunk k+1 (the two take about the same time; on two cores this hides most of the
+ * accumulating). One slot between them: at most two results in memory. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    PGresult *slot;
+    bool closed;
+    int rc;
+    consumer_t *c;
+} handoff_t;
+
+static void *consumer_main(void *arg)
+{
+    handoff_t *h = arg;
+    for (;;) {
+        pthread_mutex_lock(&h->mu);
+        while (h->slot == NULL && !h->closed)
+            pthread_cond_wait(&h->cv, &h->mu);
+        PGresult *res = h->slot;
+        h->slot = NULL;
+        bool failed = h->rc != 0;
+        pthread_cond_broadcast(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+        if (res == NULL)
+            return NULL;
+        if (failed) {
+            PQclear(res);
+            continue;
+        }
+        int rc = consume(h->c, res);
+        if (rc != 0) {
+            pthread_mutex_lock(&h->mu);
+            h->rc = rc;
+            pthread_cond_broadcast(&h->cv);
+            pthread_mutex_unlock(&h->mu);
+        }
+    }
+}
+
+/* Hands res over (waiting for the slot). The consumer's error, if it has failed. */
+static int hand_over(handoff_t *h, PGresult *res)
+{
+    pthread_mutex_lock(&h->mu);
+    while (h->slot != NULL && h->rc == 0)
+        pthread_cond_wait(&h->cv, &h->mu);
+    int rc = h->rc;
+    if (rc == 0) {
+        h->slot = res;
+        pthread_cond_broadcast(&h->cv);
+    }
+    pthread_mutex_unlock(&h->mu);
     if (rc != 0)
-        goto out;
-    size_t ncols = plan(cfg, cols);
-    /* this group's metrics onto those columns */
-    for (size_t i = 0; i < scan->num_metrics; i++) {
-        bp_scan_metric_t *sm = &scan->metrics[i];
-        size_t n = ncols;
-        plan_metric(sm->m, cols, &n, &sm->a_filter, &sm->b_filter, &sm->field_col, sm->dim_cols);
-    }
-    /* per event type, the metrics that read it */
-    size_t ntypes = scan->types.n;
-    size_t *type_count = calloc(ntypes + 1, sizeof(size_t));
-    bp_scan_metric_t **type_metrics = calloc(ntypes * (scan->num_metrics + 1) + 1, sizeof(void *));
-    if (type_count == NULL || type_metrics == NULL) {
-        free(type_count);
-        free(type_metrics);
-        rc = bp_err_set(err, BP_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < scan->num_metrics; i++) {
-        bp_scan_metric_t *sm = &scan->metrics[i];
-        for (size_t t = 0; t < ntypes; t++)
-            if ((int)t == sm->a_type || (int)t == sm->b_type)
-                type_metrics[t * (scan->num_metrics + 1) + type_count[t]++] = sm;
-    }
-    bp_buf_t *group_types = &bufs[ncols];
-    bp_buf_init(group_types, 1u << 20);
-    rc = bp_db_append_text_array(group_types, (const char *const *)scan->types.strs, ntypes);
+        PQclear(res);
+    return rc;
+}
+
+static int close_handoff(handoff_t *h, pthread_t thread)
+{
+    pthread_mutex_lock(&h->mu);
+    h->closed = true;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    pthread_join(thread, NULL);
+    return h->rc;
+}
+
+/* The statement's parameters for this group: $1 its types, column c's types and argument. */
+static int group_params(bp_scan_t *scan, const col_t *cols, size_t ncols, bp_buf_t *bufs, const char **params)
+{
+    bp_buf_init(&bufs[ncols], 1u << 20);
+    int rc = bp_db_append_text_array(&bufs[ncols], (const char *const *)scan->types.strs, scan->types.n);
+    params[0] = bufs[ncols].base;
     for (size_t c = 0; rc == 0 && c < ncols; c++) {
         bp_buf_init(&bufs[c], 1u << 20);
-        rc = column_types(scan, c, &bufs[c]);
-        params[3 + 2 * c] = bufs[c].base;
+        rc = column_types(scan, &cols[c], c, &bufs[c], &params[3 + 2 * c]);
         params[4 + 2 * c] = cols[c].arg;
     }
-    rc = rc ? rc : statement_text(cols, ncols, &sql);
-    if (rc != 0) {
-        free(type_count);
-        free(type_metrics);
-        rc = bp_err_set(err, rc, "cannot build the scan statement");
-        goto out;
-    }
-    params[0] = group_types->base;
-    const bp_db_stmt_t stmt = {"bp_agg_scan", sql.base, (int)(3 + 2 * ncols)};
+    return rc;
+}
+
+/* Queries the window chunk by chunk, each about SCAN_CHUNK_ROWS events in whole intervals,
+ * handing every result to h (or, without one, accumulating it here). */
+static int read_chunks(bp_db_t *db, const bp_db_stmt_t *stmt, const char **params, consumer_t *c,
+                       handoff_t *h, bp_err_t *err)
+{
+    bp_scan_t *scan = c->scan;
     int64_t iv = scan->interval_s, span = FIRST_CHUNK_S > iv ? FIRST_CHUNK_S / iv * iv : iv;
+    int rc = 0;
     for (int64_t at = scan->from; rc == 0 && at < scan->to;) {
         int64_t end = at + span < scan->to ? at + span : scan->to;
         char s_from[24], s_to[24];
@@ -358,55 +474,75 @@ int bp_scan_run(bp_db_t *db, const bp_config_t *cfg, bp_scan_t *scan, bp_err_t *
         params[1] = s_from;
         params[2] = s_to;
         PGresult *res = NULL;
-        if ((rc = bp_db_query_bin(db, &stmt, params, NULL, NULL, BP_DB_BINARY, &res, err)) != 0)
-            break;
+        if ((rc = bp_db_query_bin(db, stmt, params, NULL, NULL, BP_DB_BINARY, &res, err)) != 0)
+            return rc;
         int nrows = PQntuples(res);
         scan->queries++;
         scan->events += (uint64_t)nrows;
-        for (int r = 0; rc == 0 && r < nrows; r++) {
-            int64_t t = bp_strtab_find(&scan->types, PQgetvalue(res, r, 0), (size_t)PQgetlength(res, r, 0));
-            if (t < 0)
-                continue;
-            int64_t us = bp_db_bin_int8(PQgetvalue(res, r, 1)) + PG_EPOCH_US;
-            int64_t slot = floor_div(us, iv * 1000000) - scan->from / iv;
-            if (slot < 0 || slot >= (scan->to - scan->from) / iv)
-                continue;
-            bp_scan_metric_t **ms = &type_metrics[t * (int64_t)(scan->num_metrics + 1)];
-            for (size_t k = 0; rc == 0 && k < type_count[t]; k++)
-                rc = accumulate(scan, ms[k], res, r, (int)t, (uint32_t)slot, &key);
-        }
-        PQclear(res);
-        if (rc != 0) {
-            rc = bp_err_set(err, rc, "out of memory aggregating the window");
-            break;
-        }
-        /* Intervals never straddle chunks, so distinct values need only be told apart within
-         * one: the tables stay chunk-sized. (value, accumulator) pairs are kept for a metric
-         * with dimensions, whose series the cap may still fold (ids stay distinct per chunk). */
-        bp_strtab_reset(&scan->values);
-        for (size_t i = 0; i < scan->num_metrics; i++)
-            if (scan->metrics[i].m->num_dimensions == 0)
-                bp_u64map_reset(&scan->metrics[i].values);
-        /* the next chunk: about SCAN_CHUNK_ROWS events, in whole intervals */
+        if ((rc = h ? hand_over(h, res) : consume(c, res)) != 0)
+            return bp_err_set(err, rc, "out of memory aggregating the window");
         int64_t want = nrows > 0 ? (int64_t)((double)span * SCAN_CHUNK_ROWS / nrows) : span * 8;
         if (want > span * 8)
             want = span * 8;
-        span = want / iv * iv;
-        if (span < iv)
-            span = iv;
+        span = want / iv * iv > iv ? want / iv * iv : iv;
         at = end;
     }
-    free(type_count);
-    free(type_metrics);
+    return 0;
+}
+
+int bp_scan_run(bp_db_t *db, const bp_config_t *cfg, bp_scan_t *scan, bp_err_t *err)
+{
+    size_t ncols_max = max_cols(cfg), ntypes = scan->types.n;
+    col_t *cols = calloc(ncols_max, sizeof(col_t));
+    const char **params = calloc(3 + 2 * ncols_max, sizeof(char *));
+    bp_buf_t *bufs = calloc(ncols_max + 1, sizeof(bp_buf_t));
+    consumer_t c = {.scan = scan,
+                    .type_count = calloc(ntypes + 1, sizeof(size_t)),
+                    .type_metrics = calloc(ntypes * (scan->num_metrics + 1) + 1, sizeof(void *))};
+    bp_buf_t sql;
+    bp_buf_init(&sql, 1u << 20);
+    bp_buf_init(&c.key, 1u << 16);
+    int rc = cols == NULL || params == NULL || bufs == NULL || c.type_count == NULL || c.type_metrics == NULL
+                 ? bp_err_set(err, BP_ENOMEM, "out of memory")
+                 : 0;
+    if (rc != 0)
+        goto out;
+    size_t ncols = plan(cfg, cols);
+    for (size_t i = 0; i < scan->num_metrics; i++) {
+        bp_scan_metric_t *sm = &scan->metrics[i];
+        size_t n = ncols; /* every column exists already: plan() saw the whole configuration */
+        plan_metric(sm->m, cols, &n, &sm->a_filter, &sm->b_filter, &sm->field_col, sm->dim_cols);
+        for (size_t t = 0; t < ntypes; t++)
+            if ((int)t == sm->a_type || (int)t == sm->b_type)
+                c.type_metrics[t * (scan->num_metrics + 1) + c.type_count[t]++] = sm;
+    }
+    if ((rc = group_params(scan, cols, ncols, bufs, params)) != 0 ||
+        (rc = statement_text(cols, ncols, &sql)) != 0) {
+        rc = bp_err_set(err, rc, "cannot build the scan statement");
+        goto out;
+    }
+    const bp_db_stmt_t stmt = {"bp_agg_scan", sql.base, (int)(3 + 2 * ncols)};
+    handoff_t h = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .c = &c};
+    pthread_t thread;
+    if (scan->to - scan->from <= FIRST_CHUNK_S || pthread_create(&thread, NULL, consumer_main, &h) != 0) {
+        rc = read_chunks(db, &stmt, params, &c, NULL, err); /* one chunk (a tick), or no thread */
+    } else {
+        rc = read_chunks(db, &stmt, params, &c, &h, err);
+        int crc = close_handoff(&h, thread);
+        if (rc == 0 && crc != 0)
+            rc = bp_err_set(err, crc, "out of memory aggregating the window");
+    }
 out:
     if (bufs != NULL)
-        for (size_t c = 0; c <= ncols_max; c++)
-            bp_buf_free(&bufs[c]);
+        for (size_t i = 0; i <= ncols_max; i++)
+            bp_buf_free(&bufs[i]);
     free(bufs);
     free(cols);
     free(params);
+    free(c.type_count);
+    free(c.type_metrics);
     bp_buf_free(&sql);
-    bp_buf_free(&key);
+    bp_buf_free(&c.key);
     return rc;
 }
 

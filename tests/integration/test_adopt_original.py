@@ -3,6 +3,8 @@ unique key and rows (is_anomaly NULL), migrate to the current schema, and the ch
 them: dimension series beside the total, old rows kept."""
 
 import datetime
+import json
+import subprocess
 
 import harness
 from harness import rfc3339
@@ -40,6 +42,12 @@ class AdoptOriginal(harness.TestCase):
         self.assertEqual(res.status, 200, res)
         self.assertEqual(harness.aggregation_mismatches(self.db, rfc3339(start), rfc3339(end)), [])
         harness.wait_until(lambda: self.db.value("SELECT count(*) FROM incidents") == "1", 30, "the incident")
+        # metric_value is still the original's numeric: recomputing the same events finds nothing changed
+        proc = subprocess.run([harness.binary("aggregate"), "backfill", "--metric", "user_registration", "--from",
+                               rfc3339(start), "--to", rfc3339(end)], env=dict(aggregate.env), capture_output=True,
+                              text=True, timeout=60)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(json.loads(proc.stdout.strip().splitlines()[-1])["changed"], 0)
         # The original row is still there, untouched.
         self.assertEqual(self.db.value(f"SELECT metric_value FROM aggregated_metrics "
                                        f"WHERE metric_timestamp = '{rfc3339(old)}'"), "42")
