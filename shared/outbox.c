@@ -1,8 +1,10 @@
 #include "outbox.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -11,6 +13,14 @@ static const bp_db_stmt_t add_sql = {
     "INSERT INTO outbox (ce_source, ce_id, ce_type, ce_subject, data) VALUES ($1, $2, $3, $4, $5::jsonb) "
     "ON CONFLICT (ce_source, ce_id) DO NOTHING",
     5};
+
+static const bp_db_stmt_t add_many_sql = {"bp_outbox_add_many",
+                                          "INSERT INTO outbox (ce_source, ce_id, ce_type, ce_subject, data)"
+                                          " SELECT u.src, u.id, u.type, u.subject, u.data::jsonb"
+                                          " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+                                          "$5::text[]) AS u(src, id, type, subject, data)"
+                                          " ON CONFLICT (ce_source, ce_id) DO NOTHING",
+                                          5};
 
 /* One row at a time, locked, so concurrent flushers (replicas, the background thread and a
  * worker) never send the same row at once; SKIP LOCKED lets them work on different rows. */
@@ -48,6 +58,40 @@ int bp_outbox_add(bp_db_t *db, const bp_ce_t *ev, bool *added, bp_err_t *err)
         *added = PQcmdTuples(res)[0] == '1';
     PQclear(res);
     return 0;
+}
+
+int bp_outbox_add_many(bp_db_t *db, const bp_ce_t *evs, size_t n, bp_err_t *err)
+{
+    if (n == 0)
+        return 0;
+    if (n == 1)
+        return bp_outbox_add(db, &evs[0], NULL, err);
+    const char **col = calloc(n, sizeof(char *));
+    bp_buf_t arr[5];
+    for (int k = 0; k < 5; k++)
+        bp_buf_init(&arr[k], 256u << 20);
+    int rc = col == NULL ? BP_ENOMEM : 0;
+    for (int k = 0; rc == 0 && k < 5; k++) {
+        for (size_t i = 0; i < n; i++) {
+            const bp_ce_t *ev = &evs[i];
+            col[i] = k == 0   ? ev->source
+                     : k == 1 ? ev->id
+                     : k == 2 ? ev->type
+                     : k == 3 ? ev->subject
+                              : (ev->data ? ev->data : "null");
+        }
+        rc = bp_db_append_text_array(&arr[k], col, n);
+    }
+    if (rc != 0) {
+        rc = bp_err_set(err, rc, "too many events for one outbox insert");
+    } else {
+        const char *params[] = {arr[0].base, arr[1].base, arr[2].base, arr[3].base, arr[4].base};
+        rc = bp_db_query(db, &add_many_sql, params, NULL, err);
+    }
+    for (int k = 0; k < 5; k++)
+        bp_buf_free(&arr[k]);
+    free(col);
+    return rc;
 }
 
 /* Sends one due row. Returns 1 when one was sent, 0 when none is due, BP_EIO when the sink

@@ -20,6 +20,9 @@
  * (source, id) already there is left as is; *added (may be NULL) says which happened. */
 int bp_outbox_add(bp_db_t *db, const bp_ce_t *ev, bool *added, bp_err_t *err);
 
+/* bp_outbox_add for n events in one statement (one round trip): a tick's events per metric. */
+int bp_outbox_add_many(bp_db_t *db, const bp_ce_t *evs, size_t n, bp_err_t *err);
+
 /* Sends up to max due events written by `source` (the outbox table is shared by the three
  * functions; each sends only its own), oldest first, each in its own short transaction that locks the
  * row (FOR UPDATE SKIP LOCKED: replicas flushing at once never send the same row concurrently).

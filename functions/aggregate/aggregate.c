@@ -134,44 +134,41 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int add_event(bp_db_t *db, const char *source, const bp_metric_t *m, const window_t *win,
-                     const char *trigger, bp_err_t *err)
+/* The aggregated event of a metric's window into ev; id (BP_EVENT_ID_MAX bytes) and data are
+ * the caller's and back ev's strings. */
+#define BP_EVENT_ID_MAX 256
+static int build_event(const char *source, const bp_metric_t *m, const window_t *win, const char *trigger,
+                       bp_ce_t *ev, char *id, bp_buf_t *data, bp_err_t *err)
 {
-    char f[BP_TIME_STRLEN], t[BP_TIME_STRLEN], cf[BP_TIME_STRLEN], id[256];
+    char f[BP_TIME_STRLEN], t[BP_TIME_STRLEN], cf[BP_TIME_STRLEN];
     bp_time_format(win->from, f);
     bp_time_format(win->to, t);
     bp_time_format(win->changed_from, cf);
     /* Deterministic: the same window with the same changes (a retried tick) gives the same id,
      * which the outbox's unique (source, id) then drops; different changes, a different id. */
-    snprintf(id, sizeof(id), "%s/%s/%s/%016" PRIx64, m->name, f, t, win->hash);
-    bp_buf_t data;
-    bp_buf_init(&data, 32768);
-    int rc = bp_buf_appendf(&data, "{\"metric\":");
-    rc = rc ? rc : bp_json_append_str(&data, m->name);
+    snprintf(id, BP_EVENT_ID_MAX, "%s/%s/%s/%016" PRIx64, m->name, f, t, win->hash);
+    int rc = bp_buf_appendf(data, "{\"metric\":");
+    rc = rc ? rc : bp_json_append_str(data, m->name);
     rc = rc ? rc
             : bp_buf_appendf(
-                  &data,
+                  data,
                   ",\"kind\":\"%s\",\"interval_s\":%d,\"from\":\"%s\",\"to\":\"%s\",\"changed_from\":\"%s\","
                   "\"changed\":%ld,\"revised\":[%s],\"revised_truncated\":%s,\"trigger\":",
                   bp_config_kind_name(m->kind), m->interval_s, f, t, cf, win->changed,
                   win->revised.base ? win->revised.base : "",
                   win->num_revised > REVISED_MAX ? "true" : "false");
-    rc = rc ? rc : bp_json_append_str(&data, trigger ? trigger : "");
-    rc = rc ? rc : bp_buf_append(&data, "}", 1);
-    if (rc != 0) {
-        bp_buf_free(&data);
+    rc = rc ? rc : bp_json_append_str(data, trigger ? trigger : "");
+    rc = rc ? rc : bp_buf_append(data, "}", 1);
+    if (rc != 0)
         return bp_err_set(err, rc, "cannot build the aggregated event");
-    }
-    bp_ce_t ev = {.id = id,
-                  .source = (char *)source,
-                  .specversion = "1.0",
-                  .type = BP_CE_TYPE_AGGREGATED,
-                  .subject = m->name,
-                  .data = data.base,
-                  .data_len = data.len};
-    rc = bp_outbox_add(db, &ev, NULL, err);
-    bp_buf_free(&data);
-    return rc;
+    *ev = (bp_ce_t){.id = id,
+                    .source = (char *)source,
+                    .specversion = "1.0",
+                    .type = BP_CE_TYPE_AGGREGATED,
+                    .subject = m->name,
+                    .data = data->base,
+                    .data_len = data->len};
+    return 0;
 }
 
 static int append_ints(bp_buf_t *b, const int64_t *v, size_t n)
@@ -313,29 +310,37 @@ static int cap_and_grid(bp_scan_metric_t *sm, const bp_series_set_t *known, int6
 
 /* Recomputes the windows of metrics ms[0..n) (one interval, one [from, to)) inside the
  * caller's transaction, which holds their locks: one scan of the events, the cap, one
- * comparison with what is stored, one write of what changed, then per metric the series
- * registry and the event. */
+ * comparison with what is stored, one write of what changed, one update of the series
+ * registry, one insert of the events (one per changed metric). */
 static int compute_group(bp_worker_t *w, const bp_metric_t *const *ms, window_t *const *wins,
                          const int64_t *revised_before, size_t n, const bp_agg_options_t *o, bp_err_t *err)
 {
     bp_db_t *db = w->db;
     bp_scan_t scan;
     bp_metric_points_t *mp = calloc(n + 1, sizeof(bp_metric_points_t));
+    bp_series_set_t *known = calloc(n + 1, sizeof(bp_series_set_t));
+    const char **dims = calloc(n + 1, sizeof(char *));
+    bp_ce_t *evs = calloc(n + 1, sizeof(bp_ce_t));
+    char(*ids)[BP_EVENT_ID_MAX] = calloc(n + 1, BP_EVENT_ID_MAX);
+    bp_buf_t *data = calloc(n + 1, sizeof(bp_buf_t));
+    const char **seen_m = NULL, **seen_s = NULL;
+    size_t nd = 0, nseen = 0, nev = 0;
     int rc = bp_scan_init(&scan, ms, n, wins[0]->from, wins[0]->to, err);
-    if (rc == 0 && mp == NULL)
+    if (rc == 0 &&
+        (mp == NULL || known == NULL || dims == NULL || evs == NULL || ids == NULL || data == NULL))
         rc = bp_err_set(err, BP_ENOMEM, "out of memory");
     if (rc == 0)
         rc = bp_scan_run(db, w->app->config, &scan, err);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (ms[i]->num_dimensions > 0)
+            dims[nd++] = ms[i]->name;
+    if (rc == 0 && nd > 0)
+        rc = bp_series_load(db, dims, nd, known, err);
+    for (size_t i = 0, k = 0; rc == 0 && i < n; i++) {
         bp_scan_metric_t *sm = &scan.metrics[i];
         bool *grid = NULL;
-        if (sm->m->num_dimensions > 0) {
-            bp_series_set_t known = {0};
-            rc = bp_series_load(db, sm->m->name, &known, err);
-            if (rc == 0)
-                rc = cap_and_grid(sm, &known, scan.from - o->series_ttl_s, &grid, &wins[i]->folded, err);
-            bp_series_clear(&known);
-        }
+        if (ms[i]->num_dimensions > 0)
+            rc = cap_and_grid(sm, &known[k++], scan.from - o->series_ttl_s, &grid, &wins[i]->folded, err);
         if (rc == 0)
             rc = bp_points_build(&scan, sm, grid, &mp[i], err);
         free(grid);
@@ -347,18 +352,50 @@ static int compute_group(bp_worker_t *w, const bp_metric_t *const *ms, window_t 
         size_t num_seen = 0;
         window_t *win = wins[i];
         win->intervals = (long)((win->to - win->from) / ms[i]->interval_s);
-        if ((rc = digest(win, &scan.metrics[i], &mp[i], scan.from, revised_before[i], &seen, &num_seen)) != 0)
+        if ((rc = digest(win, &scan.metrics[i], &mp[i], scan.from, revised_before[i], &seen, &num_seen)) !=
+            0) {
             rc = bp_err_set(err, rc, "cannot digest the window");
-        if (rc == 0 && ms[i]->num_dimensions > 0)
-            rc = bp_series_touch(db, ms[i]->name, seen, num_seen, win->to, err);
-        if (rc == 0 && win->changed > 0)
-            rc = add_event(db, w->app->source, ms[i], win, o->trigger, err);
+        } else if (num_seen > 0) {
+            const char **m2 = realloc(seen_m, (nseen + num_seen) * sizeof(char *));
+            const char **s2 = m2 ? realloc(seen_s, (nseen + num_seen) * sizeof(char *)) : NULL;
+            if (m2 != NULL)
+                seen_m = m2;
+            if (s2 == NULL) {
+                rc = bp_err_set(err, BP_ENOMEM, "out of memory");
+            } else {
+                seen_s = s2;
+                for (size_t j = 0; j < num_seen; j++, nseen++) {
+                    seen_m[nseen] = ms[i]->name;
+                    seen_s[nseen] = seen[j];
+                }
+            }
+        }
         free(seen);
+        if (rc == 0 && win->changed > 0) {
+            bp_buf_init(&data[nev], 32768);
+            rc = build_event(w->app->source, ms[i], win, o->trigger, &evs[nev], ids[nev], &data[nev], err);
+            nev++;
+        }
     }
+    if (rc == 0)
+        rc = bp_series_touch(db, seen_m, seen_s, nseen, scan.to, err);
+    if (rc == 0)
+        rc = bp_outbox_add_many(db, evs, nev, err);
+    for (size_t i = 0; i < nev; i++)
+        bp_buf_free(&data[i]);
+    for (size_t k = 0; known != NULL && k < nd; k++)
+        bp_series_clear(&known[k]);
     if (mp != NULL)
         for (size_t i = 0; i < n; i++)
             bp_points_free(&mp[i]);
     free(mp);
+    free(known);
+    free(dims);
+    free(evs);
+    free(ids);
+    free(data);
+    free(seen_m);
+    free(seen_s);
     bp_scan_free(&scan);
     return rc;
 }

@@ -23,13 +23,14 @@ typedef struct st_bp_series_set_t {
     size_t n;
 } bp_series_set_t;
 
-/* Loads the registered series of metric. */
-int bp_series_load(bp_db_t *db, const char *metric, bp_series_set_t *out, bp_err_t *err);
+/* Loads the registered series of each of metrics[0..n) into out[0..n), in one query. */
+int bp_series_load(bp_db_t *db, const char *const *metrics, size_t n, bp_series_set_t *out, bp_err_t *err);
 
 bool bp_series_has(const bp_series_set_t *set, const char *name);
 
-/* Records that these series had events up to `seen` (epoch s), registering new ones. */
-int bp_series_touch(bp_db_t *db, const char *metric, const char *const *names, size_t n, int64_t seen,
+/* Records that series names[i] of metrics[i] (i < n) had events up to `seen` (epoch s),
+ * registering new ones, in one statement. */
+int bp_series_touch(bp_db_t *db, const char *const *metrics, const char *const *names, size_t n, int64_t seen,
                     bp_err_t *err);
 
 void bp_series_clear(bp_series_set_t *set);

@@ -390,11 +390,23 @@ int bp_db_append_text_array(bp_buf_t *out, const char *const *items, size_t n)
 {
     int rc = bp_buf_append(out, "{", 1);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = bp_buf_append(out, i ? ",\"" : "\"", i ? 2 : 1);
-        for (const char *p = items[i]; rc == 0 && *p; p++)
-            rc = (*p == '"' || *p == '\\') ? bp_buf_appendf(out, "\\%c", *p) : bp_buf_append(out, p, 1);
-        if (rc == 0)
-            rc = bp_buf_append(out, "\"", 1);
+        if (i > 0)
+            rc = bp_buf_append(out, ",", 1);
+        if (items[i] == NULL) {
+            rc = rc ? rc : bp_buf_append(out, "NULL", 4);
+            continue;
+        }
+        rc = rc ? rc : bp_buf_append(out, "\"", 1);
+        for (const char *p = items[i]; rc == 0 && *p;) {
+            size_t run = strcspn(p, "\"\\");
+            rc = bp_buf_append(out, p, run);
+            p += run;
+            if (rc == 0 && *p) {
+                char esc[2] = {'\\', *p++};
+                rc = bp_buf_append(out, esc, 2);
+            }
+        }
+        rc = rc ? rc : bp_buf_append(out, "\"", 1);
     }
     return rc ? rc : bp_buf_append(out, "}", 1);
 }

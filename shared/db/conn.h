@@ -97,8 +97,9 @@ void bp_db_rollback(bp_db_t *db);
  * reconnect happened. */
 unsigned bp_db_connects(const bp_db_t *db);
 
-/* Appends a PostgreSQL text[] literal of the n strings (each double-quoted and escaped), for
- * passing a list as one parameter ("$1::text[]"). Returns 0 or BP_ETOOBIG/BP_ENOMEM. */
+/* Appends a PostgreSQL text[] literal of the n strings (each double-quoted and escaped; a NULL
+ * item is an SQL NULL element), for passing a list as one parameter ("$1::text[]"). Returns 0 or
+ * BP_ETOOBIG/BP_ENOMEM. */
 struct st_bp_buf_t;
 int bp_db_append_text_array(struct st_bp_buf_t *out, const char *const *items, size_t n);
 

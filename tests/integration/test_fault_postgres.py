@@ -164,16 +164,16 @@ class PostgresFaults(harness.TestCase):
     def run_with_faults(self, db):
         aggregate, detect, render = self.start_chain(db, "faults")
 
-        # aggregate: the first day of the catch-up commits, the second blocks on a row with the
-        # key it is about to insert, and the database goes away.
-        blocked_at = rfc3339(self.start + datetime.timedelta(minutes=1440 + 90))
+        # aggregate: the first batch of the catch-up commits (batches end on UTC midnights), the
+        # second blocks on a row with the key it is about to insert, and the database goes away.
+        first_end = self.start.replace(hour=0, minute=0, second=0, microsecond=0) + datetime.timedelta(days=1)
+        blocked_at = rfc3339(first_end + datetime.timedelta(minutes=90))
         when = harness.utcnow()
         self.break_during(db, aggregate, "BEGIN; INSERT INTO aggregated_metrics (metric_name, series, "
                           f"metric_timestamp, metric_value) VALUES ('user_registration', '', '{blocked_at}', -1);",
                           lambda: aggregate.scheduler_tick(when), "tick")
         self.assertEqual(db.value("SELECT watermark = :'t'::timestamptz FROM metric_watermarks",
-                                  t=rfc3339(self.start + datetime.timedelta(days=1))), "t",
-                         "the fault should hit after the first day was committed")
+                                  t=rfc3339(first_end)), "t", "the fault should hit after the first batch was committed")
         self.tick_until_caught_up(aggregate, when)
 
         # detect: scoring reads the history, then blocks writing its scores (EXCLUSIVE lets
