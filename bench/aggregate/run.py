@@ -467,7 +467,7 @@ def explain_run(args, res, st):
     role, not in PGOPTIONS: bizpulse's connections pass libpq's `options` (shared/db/conn.c),
     which replaces PGOPTIONS."""
     log("EXPLAIN: auto_explain of one catch-up (about a day) and one steady tick, 20 metrics (untimed)")
-    names, types = metric_types(os.path.join(HERE, "metrics-20.json"))
+    names, _ = metric_types(os.path.join(HERE, "metrics-20.json"))
     su = one("SELECT rolsuper FROM pg_roles WHERE rolname = 'postgres'")
     if su != "t":
         raise RuntimeError("bizpulse's role 'postgres' is not a superuser: session_preload_libraries needs one")
@@ -475,51 +475,48 @@ def explain_run(args, res, st):
     role = f'ALTER ROLE postgres IN DATABASE "{db}"'
     psql("\n".join(f"{role} SET {k} = '{v}';" for k, v in AUTO_EXPLAIN))
     env = agg_env(args, "metrics-20.json", "default")
-    offset = os.path.getsize(args.server_log)
+    rows, text = [], []
+
+    def run_tick(label):
+        start = os.path.getsize(args.server_log)
+        p = subprocess.run([args.binary, "tick"], env=env, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError(f"tick failed: {p.stderr}")
+        plans = plans_from_log(args.server_log, start, os.path.getsize(args.server_log))
+        for pl in plans:
+            text.append(f"===== {label}: {pl['kind']}, auto_explain duration {pl['ms']:.3f} ms\n"
+                        f"Query Text: {pl['query']}\n" + "\n".join(pl["plan"]) + "\n")
+        scans = [pl for pl in plans if pl["kind"] == "scan" and pl["params"]]
+        if not scans:
+            raise RuntimeError(f"no scan plan of the {label} in {args.server_log}")
+        return scans
+
+    def compare(what, group):
+        """The floor over the same rows, measured before the next change to business_events."""
+        f = min(int(c["params"]["2"]) for c in group)
+        t = max(int(c["params"]["3"]) for c in group)
+        # one group normally (every metric of metrics-20.json has the same interval and window)
+        ty = sorted({x for c in group for x in c["params"]["1"].strip("{}").split(",")})
+        floor = time_server(floor_query(f, t, ty), 3 if t - f > 3600 else 11, "SET jit = off;")
+        rows.append(dict(what=what, span_s=t - f, events=sum(c["rows"] for c in group), types=len(ty),
+                         nodes=", ".join(sorted({n for c in group for n in c["nodes"]})),
+                         ms=sum(c["ms"] for c in group), node_ms=sum(c["node_ms"] for c in group),
+                         floor_ms=floor, floor_events=count_rows(f, t, ty)))
+
     try:
         x = (res["load_to"] - DAY) // 60 * 60
         psql(f"""DELETE FROM aggregated_metrics WHERE metric_name = ANY({sql_array(names)})
                    AND metric_timestamp >= to_timestamp({x});
                  UPDATE metric_watermarks SET watermark = to_timestamp({x}) WHERE metric_name = ANY({sql_array(names)});""")
-        p = subprocess.run([args.binary, "tick"], env=env, capture_output=True, text=True)
-        if p.returncode != 0:
-            raise RuntimeError(f"tick failed: {p.stderr}")
-        mid = os.path.getsize(args.server_log)
+        chunks = run_tick("catch-up")
+        med = sorted(chunks, key=lambda c: c["rows"])[len(chunks) // 2]
+        compare(f"catch-up chunk (median of {len(chunks)} by events)", [med])
+        compare(f"catch-up, all {len(chunks)} chunks", chunks)
         e = st.prepare(names)
-        p = subprocess.run([args.binary, "tick"], env=env, capture_output=True, text=True)
-        if p.returncode != 0:
-            raise RuntimeError(f"tick failed: {p.stderr}")
-        end = os.path.getsize(args.server_log)
+        compare("steady tick window (lateness 5 + 1 min)", run_tick("steady tick"))
     finally:
         psql(f"{role} RESET ALL;")
-    catch = plans_from_log(args.server_log, offset, mid)
-    tick = plans_from_log(args.server_log, mid, end)
-    text = []
-    for label, plans in (("catch-up", catch), ("steady tick", tick)):
-        for pl in plans:
-            text.append(f"===== {label}: {pl['kind']}, auto_explain duration {pl['ms']:.3f} ms\n"
-                        f"Query Text: {pl['query']}\n" + "\n".join(pl["plan"]) + "\n")
-    detail("explain.txt", "\n".join(text))
-    chunks = [pl for pl in catch if pl["kind"] == "scan" and pl["params"]]
-    ticks = [pl for pl in tick if pl["kind"] == "scan" and pl["params"]]
-    if not chunks or not ticks:
-        raise RuntimeError(f"no scan plan in {args.server_log} (catch-up {len(chunks)}, tick {len(ticks)})")
-    rows = []
-    med = sorted(chunks, key=lambda c: c["rows"])[len(chunks) // 2]
-    for what, group in ((f"catch-up chunk (median of {len(chunks)} by events)", [med]),
-                        (f"catch-up, all {len(chunks)} chunks", chunks),
-                        ("steady tick window (lateness 5 + 1 min)", ticks)):
-        f = min(int(c["params"]["2"]) for c in group)
-        t = max(int(c["params"]["3"]) for c in group)
-        # one group normally (every metric of metrics-20.json has the same interval and window)
-        ty = sorted({x for c in group for x in c["params"]["1"].strip("{}").split(",")})
-        ms = sum(c["ms"] for c in group)
-        node_ms = sum(c["node_ms"] for c in group)
-        floor = time_server(floor_query(f, t, ty), 3 if t - f > 3600 else 11, "SET jit = off;")
-        rows.append(dict(what=what, span_s=t - f, events=sum(c["rows"] for c in group), types=len(ty),
-                         nodes=", ".join(sorted({n for c in group for n in c["nodes"]})), ms=ms, node_ms=node_ms,
-                         floor_ms=floor,
-                         floor_events=count_rows(f, t, ty)))
+        detail("explain.txt", "\n".join(text))
     res["explain"] = rows
     res["explain_tick_window"] = [e - 60 - LATENESS, e]
 
