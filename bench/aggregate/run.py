@@ -247,7 +247,8 @@ def reset_state():
 # series.c, aggregate.c; shared/outbox.c), by the start of their text. First match wins.
 KINDS = [
     ("scan", "SELECT e.event_type, e.event_timestamp%"),
-    ("stored-read", "SELECT k.i, extract(epoch FROM a.metric_timestamp)%"),
+    # pg_stat_statements shows constants as $n: extract($5 FROM ...)
+    ("stored-read", "SELECT k.i, extract(%"),
     ("write upsert", "INSERT INTO aggregated_metrics%"),
     ("copy", "COPY aggregated_metrics%"),
     ("series", "%metric_series%"),
