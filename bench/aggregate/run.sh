@@ -6,7 +6,7 @@
 #   bench/aggregate/run.sh [--events N] [--ticks N] [--original-budget S] [--variants default,jit-off]
 #                          [--set name=value]...    extra PostgreSQL settings for the bench cluster
 #
-# 10 M events (the default) take ~10 min on 2 cores; --events 1000000 ~2 min.
+# 10 M events (the default) take ~3 min on 2 cores; --events 1000000 under 1 min.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
