@@ -6,6 +6,7 @@ this script only talks to that cluster (PG* in the environment) through psql and
 bizpulse-aggregate binary it is given. See bench/README.md.
 """
 import argparse
+import datetime
 import http.client
 import json
 import os
@@ -22,7 +23,6 @@ SPAN = 7 * DAY
 GRACE = 10
 LATENESS = 300
 ONE_METRIC = "user_registration"
-INDEX = "business_events_type_ts_idx"
 
 OUT = None  # directory for the details (plans, per-statement figures, raw JSON)
 
@@ -243,20 +243,36 @@ def reset_state():
     psql("TRUNCATE aggregated_metrics, metric_watermarks, metric_series, outbox; CHECKPOINT;")
 
 
+# Statement kinds of the aggregation engine (functions/aggregate: scan.c, agg_sql.c, points.c,
+# series.c, aggregate.c; shared/outbox.c), by the start of their text. First match wins.
+KINDS = [
+    ("scan", "SELECT e.event_type, e.event_timestamp%"),
+    # pg_stat_statements shows constants as $n: extract($5 FROM ...)
+    ("stored-read", "SELECT k.i, extract(%"),
+    ("write upsert", "INSERT INTO aggregated_metrics%"),
+    ("copy", "COPY aggregated_metrics%"),
+    ("series", "%metric_series%"),
+    ("outbox", "%outbox%"),
+    ("watermarks", "%metric_watermarks%"),
+    ("locks", "%pg_try_advisory_xact_lock%"),
+]
+WRITE_KINDS = ("write upsert", "copy")
+
+
 def stmt_stats():
     """What bizpulse executed since the last reset, by statement kind (pg_stat_statements)."""
-    rows = psql(r"""SELECT CASE WHEN query LIKE 'WITH ev AS%' THEN 'upsert ' ||
-                          CASE WHEN query LIKE '%count(DISTINCT%' THEN 'distinct'
-                               WHEN query LIKE '%sum(CASE%' THEN 'sum'
-                               WHEN query LIKE '%AS num, count(*)%' THEN 'ratio' ELSE 'count' END ||
-                          CASE WHEN query LIKE '%CROSS JOIN LATERAL%' THEN '+dims' ELSE '' END ||
-                          CASE WHEN query NOT LIKE '%ON CONFLICT%' THEN ' (plain insert)' ELSE '' END
+    case = " ".join(f"WHEN query LIKE '{pat}' THEN '{kind}'" for kind, pat in KINDS)
+    rows = psql(rf"""SELECT CASE {case}
                         ELSE 'other: ' || left(regexp_replace(query, '\s+', ' ', 'g'), 60) END AS what,
                    sum(calls), sum(total_exec_time + total_plan_time), sum(rows), sum(total_plan_time)
             FROM pg_stat_statements
             WHERE userid = (SELECT oid FROM pg_roles WHERE rolname = 'postgres')  -- bizpulse, not this driver
             GROUP BY 1 ORDER BY 3 DESC""")
     return [(w, int(c), float(ms), int(r), float(pl)) for w, c, ms, r, pl in rows]
+
+
+def kind_ms(stats, *kinds):
+    return sum(s[2] for s in stats if s[0] in kinds)
 
 
 def stats_text(stats, per=1):
@@ -293,10 +309,10 @@ def catchup(args, res, metrics, variant):
     matched = count_rows(tf, tt, types)
     stored = int(one("SELECT count(*) FROM aggregated_metrics"))
     sql_ms = sum(x[2] for x in stats)
-    upsert_ms = sum(x[2] for x in stats if x[0].startswith("upsert"))
     res[key] = dict(secs=secs, events=events, matched=matched, rate=events / secs, matched_rate=matched / secs,
                     wal=wal, wal_per_event=wal / events, caught_up=caught, batches=sum(m["batches"] for m in out),
-                    stored=stored, sql_ms=sql_ms, upsert_ms=upsert_ms, metrics=len(names))
+                    stored=stored, sql_ms=sql_ms, scan_ms=kind_ms(stats, "scan"),
+                    write_ms=kind_ms(stats, *WRITE_KINDS), metrics=len(names))
     detail("statements.txt", f"== catch-up, {len(names)} metric(s), {variant}: {secs:.2f} s, "
            f"{len(out)} metrics, {res[key]['batches']} batches, {stored:,} rows in aggregated_metrics\n"
            + stats_text(stats) + "\n")
@@ -430,7 +446,8 @@ def steady(args, res, metrics, variant, mode, st, piddir):
                     wal=statistics.median(wal), wal_per_new_event=statistics.median(wal) / new_events,
                     intervals=statistics.median(intervals), changed=statistics.median(changed),
                     rows=statistics.median(rows_all), matched=statistics.median(rows_matched),
-                    sql_ms=sum(s[2] for s in stats) / n, upsert_ms=sum(s[2] for s in stats if s[0].startswith("upsert")) / n,
+                    sql_ms=sum(s[2] for s in stats) / n, scan_ms=kind_ms(stats, "scan") / n,
+                    write_ms=kind_ms(stats, *WRITE_KINDS) / n,
                     metrics=len(names), ticks=n)
     detail("statements.txt", f"== steady tick, {len(names)} metric(s), {variant}, {mode}: median "
            f"{res[key]['median_ms']:.1f} ms over {n} ticks; per tick:\n" + stats_text(stats, n) + "\n")
@@ -442,118 +459,127 @@ def steady(args, res, metrics, variant, mode, st, piddir):
 # EXPLAIN
 
 
-def explain(args, res):
-    """EXPLAIN (ANALYZE, BUFFERS) of the upsert as bizpulse prepares it (text from print_sql),
-    custom plan (what the first executions of a prepared statement get) and generic plan (what
-    the plan cache may switch to after five), in a transaction rolled back."""
-    out = []
-    summary = []
-    day_from = (res["load_to"] - 4 * DAY) // 60 * 60
-    tick_to = (res["load_to"] - 3 * DAY) // 60 * 60
-    cases = [
-        ("count", 0, ONE_METRIC, [ONE_METRIC], "NULL", ONE_METRIC, "NULL", "NULL", "NULL", []),
-        ("ratio", 1, "registration_success_rate", ["registration_success", "registration_attempt"], "NULL",
-         "registration_success", "NULL", "registration_attempt", "NULL", ["country", "platform"]),
-    ]
-    for kind, dims, name, types, fa, ta, fb, tb, field, dnames in cases:
-        sql = subprocess.run([args.print_sql, kind, str(dims)], capture_output=True, text=True, check=True).stdout
-        for label, f, t in (("tick window (6 intervals)", tick_to - 60 - LATENESS, tick_to),
-                            ("1-day batch (1440 intervals)", day_from, day_from + DAY)):
-            d = dnames + ["NULL"] * (4 - len(dnames))
-            params = [f"'{name}'", f"'{f}'", f"'{t}'", "'60'", "'{" + ",".join(types) + "}'", fa, f"'{ta}'", fb,
-                      f"'{tb}'" if tb != "NULL" else "NULL", field] + [f"'{x}'" if x != "NULL" else "NULL" for x in d] + [
-                "NULL", "'{}'"]
-            for mode in ("force_custom_plan", "force_generic_plan"):
-                for jit in ("on", "off"):
-                    if jit == "off" and mode == "force_generic_plan":
-                        continue
-                    rows = psql(f"""SET plan_cache_mode = {mode}; SET jit = {jit};
-                        PREPARE s AS {sql};
-                        BEGIN;
-                        EXPLAIN (ANALYZE, BUFFERS) EXECUTE s({', '.join(params)});
-                        ROLLBACK;""")
-                    plan = "\n".join(r[0] for r in rows)
-                    uses = INDEX in plan
-                    nodes = sorted({f"{a} {b}" for a, b in re.findall(
-                        r"(Index Only Scan|Index Scan) using (\S+) on business_events\b", plan)}
-                                   | {f"Bitmap Index Scan {b}" for b in re.findall(
-                                       r"Bitmap Index Scan on (business_events\S*)", plan)}
-                                   | {"Seq Scan" for _ in re.findall(r"Seq Scan on business_events\b", plan)})
-                    exe = re.search(r"Execution Time: ([\d.]+) ms", plan)
-                    jt = re.search(r"JIT:.*?Total ([\d.]+) ms", plan, re.S)
-                    summary.append(dict(metric=f"{name} ({kind}{'+dims' if dims else ''})", window=label,
-                                        plan=mode.replace("force_", "").replace("_plan", ""), jit=jit, index=uses,
-                                        nodes=", ".join(nodes) or "?", ms=float(exe.group(1)) if exe else None,
-                                        jit_ms=float(jt.group(1)) if jt else 0.0))
-                    out.append(f"===== {name} ({kind}{'+dims' if dims else ''}), {label}, {mode}, jit={jit}\n{plan}\n")
-    detail("explain.txt", "\n".join(out))
-    res["explain"] = summary
+def explain_run(args, res, st):
+    """The real statements' plans with their real parameters: one catch-up of about a day and one
+    steady tick of the 20 metrics (CLI), with auto_explain (ANALYZE, BUFFERS) switched on for
+    bizpulse's role in the bench database. A separate run from the timed ones: instrumentation
+    slows every statement. PostgreSQL 15's auto_explain does not log parameters; the scan's
+    window and types are read from the plan's constants (plan_window). The settings go on the
+    role, not in PGOPTIONS: bizpulse's connections pass libpq's `options` (shared/db/conn.c),
+    which replaces PGOPTIONS."""
+    log("EXPLAIN: auto_explain of one catch-up (about a day) and one steady tick, 20 metrics (untimed)")
+    names, _ = metric_types(os.path.join(HERE, "metrics-20.json"))
+    su = one("SELECT rolsuper FROM pg_roles WHERE rolname = 'postgres'")
+    if su != "t":
+        raise RuntimeError("bizpulse's role 'postgres' is not a superuser: session_preload_libraries needs one")
+    db = one("SELECT current_database()")
+    role = f'ALTER ROLE postgres IN DATABASE "{db}"'
+    psql("\n".join(f"{role} SET {k} = '{v}';" for k, v in AUTO_EXPLAIN))
+    env = agg_env(args, "metrics-20.json", "default")
+    rows, text = [], []
+
+    def run_tick(label):
+        start = os.path.getsize(args.server_log)
+        p = subprocess.run([args.binary, "tick"], env=env, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError(f"tick failed: {p.stderr}")
+        plans = plans_from_log(args.server_log, start, os.path.getsize(args.server_log))
+        for pl in plans:
+            text.append(f"===== {label}: {pl['kind']}, auto_explain duration {pl['ms']:.3f} ms\n"
+                        f"Query Text: {pl['query']}\n" + "\n".join(pl["plan"]) + "\n")
+        scans = [pl for pl in plans if pl["kind"] == "scan" and pl["params"]]
+        if not scans:
+            raise RuntimeError(f"no scan plan of the {label} in {args.server_log}")
+        return scans
+
+    def compare(what, group):
+        """The floor over the same rows, measured before the next change to business_events."""
+        f = min(int(c["params"]["2"]) for c in group)
+        t = max(int(c["params"]["3"]) for c in group)
+        # one group normally (every metric of metrics-20.json has the same interval and window)
+        ty = sorted({x for c in group for x in c["params"]["1"].strip("{}").split(",")})
+        floor = time_server(floor_query(f, t, ty), 3 if t - f > 3600 else 11, "SET jit = off;")
+        rows.append(dict(what=what, span_s=t - f, events=sum(c["rows"] for c in group), types=len(ty),
+                         nodes=", ".join(sorted({n for c in group for n in c["nodes"]})),
+                         ms=sum(c["ms"] for c in group), node_ms=sum(c["node_ms"] for c in group),
+                         floor_ms=floor, floor_events=count_rows(f, t, ty)))
+
+    try:
+        x = (res["load_to"] - DAY) // 60 * 60
+        psql(f"""DELETE FROM aggregated_metrics WHERE metric_name = ANY({sql_array(names)})
+                   AND metric_timestamp >= to_timestamp({x});
+                 UPDATE metric_watermarks SET watermark = to_timestamp({x}) WHERE metric_name = ANY({sql_array(names)});""")
+        chunks = run_tick("catch-up")
+        med = sorted(chunks, key=lambda c: c["rows"])[len(chunks) // 2]
+        compare(f"catch-up chunk (median of {len(chunks)} by events)", [med])
+        compare(f"catch-up, all {len(chunks)} chunks", chunks)
+        e = st.prepare(names)
+        compare("steady tick window (lateness 5 + 1 min)", run_tick("steady tick"))
+    finally:
+        psql(f"{role} RESET ALL;")
+        detail("explain.txt", "\n".join(text))
+    res["explain"] = rows
+    res["explain_tick_window"] = [e - 60 - LATENESS, e]
 
 
-def upsert_params(m, f, t):
-    """The upsert's 16 parameters for metric m (a metrics-file object) over [f, t), as SQL literals,
-    the way aggregate.c fills them (agg_sql.h)."""
-    def lit(x):
-        return "NULL" if x is None else "'" + str(x).replace("'", "''") + "'"
-    if m["kind"] == "ratio":
-        a, b = m["numerator"], m["denominator"]
-        types = sorted({a["event_type"], b["event_type"]})
-    else:
-        a, b = m, {}
-        types = [m["event_type"]]
-    fj = lambda sel: json.dumps(sel["filter"], separators=(",", ":")) if sel.get("filter") else None
-    dims = m.get("dimensions", []) + [None] * (4 - len(m.get("dimensions", [])))
-    return [lit(m["name"]), lit(f), lit(t), "'60'", lit("{" + ",".join(types) + "}"), lit(fj(a)), lit(a["event_type"]),
-            lit(fj(b) if b else None), lit(b.get("event_type")), lit(m.get("field"))] + [lit(d) for d in dims] + [
-        "NULL", "'{}'"], types
+AUTO_EXPLAIN = [("session_preload_libraries", "auto_explain"), ("auto_explain.log_min_duration", "0"),
+                ("auto_explain.log_analyze", "on"), ("auto_explain.log_buffers", "on"),
+                ("auto_explain.log_nested_statements", "off")]
+LOG_HEAD = re.compile(r"^.*?\[(\d+)\] ([A-Z]+):  (.*)$")
 
 
-def explain_metrics(args, res):
-    """Each of the 20 metrics alone, against the floor for the same rows: a 1-day catch-up batch
-    (its rows deleted first inside the transaction, so the upsert inserts as a catch-up does) and
-    a steady tick's window (rows present, only changes written). Custom plan, jit off (the
-    figures without JIT compilation), EXPLAIN (ANALYZE, TIMING OFF) so instrumentation stays
-    cheap, the second of two runs in one session (warm caches); the plans go to
-    explain_metrics.txt."""
-    log("each metric alone vs the floor for its rows (1-day batch, tick window)")
-    with open(os.path.join(HERE, "metrics-20.json")) as fh:
-        metrics = json.load(fh)["metrics"]
-    day_from = (res["load_to"] - 4 * DAY) // 60 * 60
-    day_to = day_from + DAY
-    tick_to = (res["load_to"] - 3 * DAY) // 60 * 60
-    tick_from = tick_to - 60 - LATENESS
-    out, rows = [], []
-    for m in metrics:
-        kind, dims = m["kind"], 1 if m.get("dimensions") else 0
-        sql = subprocess.run([args.print_sql, kind, str(dims)], capture_output=True, text=True, check=True).stdout
-        r = {"metric": m["name"], "kind": kind + ("+dims" if dims else "")}
-        for label, f, t, fresh, reps in (("day", day_from, day_to, True, 3), ("tick", tick_from, tick_to, False, 11)):
-            params, types = upsert_params(m, f, t)
-            delete = (f"DELETE FROM aggregated_metrics WHERE metric_name = {params[0]}"
-                      f" AND metric_timestamp >= to_timestamp({f}) AND metric_timestamp < to_timestamp({t});") if fresh else ""
-            # twice in one session, the second one counts: warm catalog caches, as in a server
-            once = f"""BEGIN; {delete}
-                EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) EXECUTE s({', '.join(params)});
-                ROLLBACK;"""
-            plan_rows = psql(f"""SET jit = off; SET plan_cache_mode = force_custom_plan;
-                PREPARE s AS {sql};
-                {once}
-                SELECT '--mark--';
-                {once}""")
-            plan_rows = plan_rows[max(i for i, x in enumerate(plan_rows) if x[0] == "--mark--") + 1:]
-            plan = "\n".join(x[0] for x in plan_rows)
-            out.append(f"===== {m['name']} ({r['kind']}), {label} [{f}, {t}), fresh insert: {fresh}\n{plan}\n")
-            ex = re.search(r"Execution Time: ([\d.]+) ms", plan)
-            pl = re.search(r"Planning Time: ([\d.]+) ms", plan)
-            ins = re.search(r"Tuples Inserted: (\d+)", plan)
-            r[label + "_ms"] = float(ex.group(1)) + (float(pl.group(1)) if pl else 0.0)
-            r[label + "_index"] = INDEX in plan
-            r[label + "_inserted"] = int(ins.group(1)) if ins else 0
-            r[label + "_events"] = count_rows(f, t, types)
-            r[label + "_floor_ms"] = time_server(floor_query(f, t, types), reps, "SET jit = off;")
-        rows.append(r)
-    detail("explain_metrics.txt", "\n".join(out))
-    res["per_metric"] = rows
+def stmt_kind(query):
+    for kind, pat in KINDS:
+        core = pat.strip("%")
+        if (pat.startswith("%") and core in query) or (not pat.startswith("%") and query.startswith(core)):
+            return kind
+    return "other"
+
+
+def plan_window(plan):
+    """A scan plan's window and types, from its constants: bizpulse's sessions plan every
+    execution with its parameters (plan_cache_mode = force_custom_plan, shared/db/conn.c), so
+    to_timestamp($2), to_timestamp($3) and $1 appear folded into the index condition."""
+    text = "\n".join(plan)
+    lo = re.search(r"event_timestamp >= '([^']+)'::timestamp with time zone", text)
+    hi = re.search(r"event_timestamp < '([^']+)'::timestamp with time zone", text)
+    ty = re.search(r"event_type\)?(?:::text)? = ANY \('(\{[^']*\})'::text\[\]\)", text)
+    if not (lo and hi and ty):
+        return {}
+    # timezone = UTC (pgcluster.sh): '2026-11-26 02:03:00+00'
+    f, t = (int(datetime.datetime.fromisoformat(x).timestamp()) for x in (lo[1], hi[1]))
+    return {"1": ty[1], "2": f, "3": t}
+
+
+def plans_from_log(path, start, end):
+    """auto_explain's plans in the server log between byte offsets start and end."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        text = f.read(end - start).decode(errors="replace")
+    entries = []
+    for line in text.splitlines():
+        m = LOG_HEAD.match(line)
+        if m:
+            entries.append({"pid": m[1], "level": m[2], "msg": m[3], "more": []})
+        elif entries and line.startswith("\t"):
+            entries[-1]["more"].append(line[1:])
+    plans = []
+    for i, e in enumerate(entries):
+        m = re.match(r"duration: ([\d.]+) ms  plan:", e["msg"]) if e["level"] == "LOG" else None
+        if not m:
+            continue
+        more = e["more"]
+        query = more[0][len("Query Text: "):] if more and more[0].startswith("Query Text: ") else ""
+        plan = more[1:]
+        top = re.search(r"actual time=[\d.]+\.\.([\d.]+) rows=(\d+)", plan[0]) if plan else None
+        nodes = {f"{a} {b}" for a, b in re.findall(r"(Index Only Scan|Index Scan) using (\S+) on business_events\b",
+                                                   "\n".join(plan))}
+        nodes |= {f"Bitmap Index Scan {b}" for b in re.findall(r"Bitmap Index Scan on (business_events\S*)",
+                                                                 "\n".join(plan))}
+        nodes |= {"Seq Scan" for _ in re.findall(r"Seq Scan on business_events\b", "\n".join(plan))}
+        plans.append(dict(kind=stmt_kind(query), ms=float(m[1]), query=query, params=plan_window(plan) if stmt_kind(query) == "scan" else {}, plan=plan,
+                          rows=int(top[2]) if top else 0, node_ms=float(top[1]) if top else 0.0, nodes=nodes))
+    return plans
 
 
 # ---------------------------------------------------------------------------------------------
@@ -631,7 +657,7 @@ def report(args, res, machine):
                    f"{floor_1core_rate / c['rate']:.1f}× the 1-core floor's time")
             rows.append((f"BIZPULSE catch-up 7 d, {n} metric{'s' if n > 1 else ''} [{v}]", fmt_rate(c["rate"]),
                          f"{c['secs']:.2f} s, {c['batches']} batches, SQL {c['sql_ms'] / 1000:.2f} s "
-                         f"(upserts {c['upsert_ms'] / 1000:.2f} s); reads {fmt_rate(c['matched_rate'])} of its types; "
+                         f"(scan {c['scan_ms'] / 1000:.2f} s, write {c['write_ms'] / 1000:.2f} s); reads {fmt_rate(c['matched_rate'])} of its types; "
                          f"{c['stored']:,} rows stored{'' if c['caught_up'] else '; NOT caught up'}", tgt))
     for n in (1, 20):
         fl = res["floor_tick_one_ms"] if n == 1 else res["floor_tick_20_ms"]  # the rows the tick reads
@@ -641,9 +667,11 @@ def report(args, res, machine):
                 if not t:
                     continue
                 rows.append((f"BIZPULSE steady tick, {n} metric{'s' if n > 1 else ''} [{v}, {mode}]", fmt_ms(t["median_ms"]),
-                             f"p90 {fmt_ms(t['p90_ms'])}; SQL {fmt_ms(t['sql_ms'])} (upserts {fmt_ms(t['upsert_ms'])}); "
-                             f"{t['intervals']:.0f} intervals, {t['changed']:.0f} changed; {t['rows']:,.0f} events in window",
-                             f"{t['median_ms'] / fl:.1f}× floor (target ≤ 1.5×); SQL {t['sql_ms'] / fl:.1f}×"
+                             f"p90 {fmt_ms(t['p90_ms'])}; SQL {fmt_ms(t['sql_ms'])} (scan {fmt_ms(t['scan_ms'])}, "
+                             f"write {fmt_ms(t['write_ms'])}); {t['intervals']:.0f} intervals, {t['changed']:.0f} changed; "
+                             f"{t['rows']:,.0f} events in window",
+                             f"{t['median_ms'] / fl:.1f}× floor (target ≤ 1.5×); SQL {t['sql_ms'] / fl:.1f}×; "
+                             f"scan {t['scan_ms'] / fl:.1f}×"
                              + ("; anchor 36 ms" if n == 20 else "")))
     rows.append(("ORIGINAL one-minute tick (count+upsert+UPDATE)", fmt_ms(res["orig_tick_ms"]),
                  f"{res['orig_tick_rows']:,.0f} events marked per minute", f"{res['orig_tick_ms'] / res['floor_1min_ms']:.0f}× the 1-minute floor"))
@@ -671,28 +699,18 @@ def report(args, res, machine):
     wal_rows.append(("original catch-up", fmt_bytes(res["orig_catchup_wal_per_event"]), "", ""))
     p(table(["WAL written", "per event", "total", "note"], wal_rows))
     p("")
-    ex = [(e["metric"], e["window"], f"{e['plan']}, jit {e['jit']}", "yes" if e["index"] else "NO", e["nodes"],
-           fmt_ms(e["ms"]), fmt_ms(e["jit_ms"]) if e["jit_ms"] else "-") for e in res["explain"]]
-    p(f"EXPLAIN (ANALYZE, BUFFERS) of the upsert (full plans in {OUT}/explain.txt)")
-    p(table(["metric", "window", "plan", f"uses {INDEX}", "business_events scan", "execution", "of which JIT"], ex))
-    p("")
-    pm = []
-    tot = {"day_ms": 0.0, "day_floor_ms": 0.0, "tick_ms": 0.0, "tick_floor_ms": 0.0}
-    for r in res["per_metric"]:
-        for k in tot:
-            tot[k] += r[k]
-        pm.append((r["metric"], r["kind"], f"{r['day_events']:,}", fmt_ms(r["day_ms"]), fmt_ms(r["day_floor_ms"]),
-                   f"{r['day_ms'] / r['day_floor_ms']:.1f}×", f"{r['day_inserted']:,}",
-                   f"{r['day_ms'] * 1000 / max(r['day_events'], 1):.2f}", "yes" if r["day_index"] else "NO",
-                   f"{r['tick_events']:,}", fmt_ms(r["tick_ms"]), fmt_ms(r["tick_floor_ms"]),
-                   f"{r['tick_ms'] / r['tick_floor_ms']:.1f}×", "yes" if r["tick_index"] else "NO"))
-    pm.append(("all 20, one after another", "", "", fmt_ms(tot["day_ms"]), fmt_ms(tot["day_floor_ms"]),
-               f"{tot['day_ms'] / tot['day_floor_ms']:.1f}×", "", "", "", "", fmt_ms(tot["tick_ms"]),
-               fmt_ms(tot["tick_floor_ms"]), f"{tot['tick_ms'] / tot['tick_floor_ms']:.1f}×", ""))
-    p("Each metric's upsert alone vs the floor GROUP BY over the same rows (custom plan, jit off, planning included;"
-      " 1-day batch inserting fresh rows as a catch-up does; tick window = lateness + 1 minute, rows present)")
-    p(table(["metric", "kind", "events/day", "1-day upsert", "floor", "×floor", "rows inserted", "µs/event",
-             "idx", "tick events", "tick upsert", "floor", "×floor", "idx"], pm))
+    ex = [(e["what"], f"{e['span_s'] / 3600:.1f} h" if e["span_s"] >= 3600 else f"{e['span_s'] / 60:.0f} min",
+           f"{e['events']:,}" + ("" if e["events"] == e["floor_events"] else f" (floor {e['floor_events']:,})"),
+           e["nodes"] or "?", fmt_ms(e["node_ms"]), fmt_ms(e["ms"]), fmt_ms(e["floor_ms"]),
+           f"{e['node_ms'] / e['floor_ms']:.1f}×", f"{e['ms'] / e['floor_ms']:.1f}×")
+          for e in res["explain"]]
+    p("The scan statement (bp_agg_scan: every metric's events of a window in one pass) as bizpulse ran it, "
+      "20 metrics: EXPLAIN (ANALYZE, BUFFERS) by auto_explain in a separate untimed run (instrumentation included), "
+      f"vs the floor GROUP BY over the same rows and types (jit off, as bizpulse's sessions); plans in {OUT}/explain.txt")
+    p("(scan node: the plan's top node, reading and projecting the rows; executor: auto_explain's duration, "
+      "ExecutorRun including sending the rows to bizpulse)")
+    p(table(["scan", "window", "events", "business_events access", "scan node", "executor", "floor", "node ×floor",
+             "executor ×floor"], ex))
     p("")
     p(f"details (statements per kind, plans, raw tick JSON): {OUT}")
     return "\n".join(L)
@@ -732,7 +750,7 @@ def main():
                     help="bizpulse connection variants: default, jit-off (PGOPTIONS=-c jit=off), baseline (--baseline)")
     ap.add_argument("--baseline", help="another bizpulse-aggregate binary, measured as the variant 'baseline'")
     ap.add_argument("--binary", required=True)
-    ap.add_argument("--print-sql", required=True)
+    ap.add_argument("--server-log", required=True, help="the bench cluster's log (auto_explain writes plans there)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--piddir", required=True)
     ap.add_argument("--machine", required=True, help="JSON with the machine description")
@@ -764,8 +782,7 @@ def main():
         for v in args.variants:
             steady(args, res, n, v, "http", st, args.piddir)
         steady(args, res, n, args.variants[0], "cli", st, args.piddir)
-    explain(args, res)
-    explain_metrics(args, res)
+    explain_run(args, res, st)
     original(args, res)
     res["total_s"] = time.perf_counter() - t_start
     with open(os.path.join(OUT, "results.json"), "w") as f:
