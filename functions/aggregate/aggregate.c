@@ -204,12 +204,12 @@ static int digest(window_t *win, const bp_scan_metric_t *sm, const bp_metric_poi
             continue;
         int64_t ts = from + (int64_t)p->interval * iv;
         const char *series = bp_strtab_str(&sm->series, p->series);
-        char s_ts[24], s_v[32];
+        char s_ts[24], s_v[BP_POINTS_NUM_MAX];
         snprintf(s_ts, sizeof(s_ts), "%" PRId64, ts);
         if (p->value_null)
             snprintf(s_v, sizeof(s_v), "null");
         else
-            snprintf(s_v, sizeof(s_v), "%.17g", p->value);
+            bp_points_format(p->value, s_v);
         if (ts < win->changed_from)
             win->changed_from = ts;
         if (ts < revised_before)

@@ -108,9 +108,34 @@ static bool same(const PGresult *res, int r, const bp_point_t *p)
     return !PQgetisnull(res, r, 5) && bp_db_bin_int8(PQgetvalue(res, r, 5)) == p->events;
 }
 
-static int append_double(bp_buf_t *b, bool null, double v)
+size_t bp_points_format(double v, char *out)
 {
-    return null ? bp_buf_append(b, "NULL", 4) : bp_buf_appendf(b, "%.17g", v);
+    if (v == (double)(int64_t)v && v > -9007199254740992.0 && v < 9007199254740992.0 &&
+        !(v == 0 && signbit(v))) {
+        char tmp[24];
+        int64_t x = (int64_t)v;
+        uint64_t u = x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
+        size_t n = 0, len = 0;
+        do {
+            tmp[n++] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u > 0);
+        if (x < 0)
+            out[len++] = '-';
+        while (n > 0)
+            out[len++] = tmp[--n];
+        out[len] = '\0';
+        return len;
+    }
+    return (size_t)snprintf(out, BP_POINTS_NUM_MAX, "%.17g", v);
+}
+
+/* null: the array's NULL, or COPY's \N */
+static int append_double(bp_buf_t *b, bool null, const char *null_text, double v)
+{
+    char num[BP_POINTS_NUM_MAX];
+    return null ? bp_buf_append(b, null_text, strlen(null_text))
+                : bp_buf_append(b, num, bp_points_format(v, num));
 }
 
 static bool selected(const bp_point_t *p, int which)
@@ -151,12 +176,11 @@ static int copy_new(bp_db_t *db, const bp_scan_t *scan, const bp_metric_points_t
             rc = rc ? rc : bp_buf_append(&data, "\t", 1);
             rc = rc ? rc : append_copy_text(&data, bp_strtab_str(&sm->series, p->series));
             rc = rc ? rc : bp_buf_appendf(&data, "\t%s\t", ts);
-            rc = rc ? rc
-                    : (p->value_null ? bp_buf_append(&data, "\\N", 2)
-                                     : bp_buf_appendf(&data, "%.17g", p->value));
-            rc = rc ? rc
-                    : (p->parts_null ? bp_buf_append(&data, "\t\\N\t\\N", 6)
-                                     : bp_buf_appendf(&data, "\t%.17g\t%.17g", p->num, p->den));
+            rc = rc ? rc : append_double(&data, p->value_null, "\\N", p->value);
+            rc = rc ? rc : bp_buf_append(&data, "\t", 1);
+            rc = rc ? rc : append_double(&data, p->parts_null, "\\N", p->num);
+            rc = rc ? rc : bp_buf_append(&data, "\t", 1);
+            rc = rc ? rc : append_double(&data, p->parts_null, "\\N", p->den);
             rc = rc ? rc : bp_buf_appendf(&data, "\t%" PRId64 "\n", p->events);
         }
     }
@@ -199,11 +223,11 @@ static int write_changed(bp_db_t *db, const bp_scan_t *scan, const bp_metric_poi
             rc = bp_buf_appendf(&arr[2], "%s%" PRId64, sep,
                                 scan->from + (int64_t)p->interval * scan->interval_s);
             rc = rc ? rc : bp_buf_append(&arr[3], sep, *sep ? 1 : 0);
-            rc = rc ? rc : append_double(&arr[3], p->value_null, p->value);
+            rc = rc ? rc : append_double(&arr[3], p->value_null, "NULL", p->value);
             rc = rc ? rc : bp_buf_append(&arr[4], sep, *sep ? 1 : 0);
-            rc = rc ? rc : append_double(&arr[4], p->parts_null, p->num);
+            rc = rc ? rc : append_double(&arr[4], p->parts_null, "NULL", p->num);
             rc = rc ? rc : bp_buf_append(&arr[5], sep, *sep ? 1 : 0);
-            rc = rc ? rc : append_double(&arr[5], p->parts_null, p->den);
+            rc = rc ? rc : append_double(&arr[5], p->parts_null, "NULL", p->den);
             rc = rc ? rc : bp_buf_appendf(&arr[6], "%s%" PRId64, sep, p->events);
         }
     }

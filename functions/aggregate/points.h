@@ -47,4 +47,9 @@ int bp_points_sync(bp_db_t *db, const bp_scan_t *scan, bp_metric_points_t *mp, b
 
 void bp_points_free(bp_metric_points_t *mp);
 
+/* v as text that reads back as exactly v (whole numbers as integers, the common case, without
+ * printf's float formatting). out holds BP_POINTS_NUM_MAX bytes; returns the length. */
+#define BP_POINTS_NUM_MAX 32
+size_t bp_points_format(double v, char *out);
+
 #endif

@@ -138,9 +138,10 @@ static int statement_text(const col_t *cols, size_t n, bp_buf_t *sql)
         }
     }
     return rc ? rc
-              : bp_buf_appendf(sql, " FROM business_events e WHERE e.event_type COLLATE \"C\" = ANY($1::text[])"
-                                    " AND e.event_timestamp >= to_timestamp($2::bigint)"
-                                    " AND e.event_timestamp < to_timestamp($3::bigint)");
+              : bp_buf_appendf(sql,
+                               " FROM business_events e WHERE e.event_type COLLATE \"C\" = ANY($1::text[])"
+                               " AND e.event_timestamp >= to_timestamp($2::bigint)"
+                               " AND e.event_timestamp < to_timestamp($3::bigint)");
 }
 
 int bp_scan_init(bp_scan_t *scan, const bp_metric_t *const *metrics, size_t n, int64_t from, int64_t to,
