@@ -110,8 +110,10 @@ static size_t plan(const bp_config_t *cfg, col_t *cols)
     return n;
 }
 
-/* Type tests compare COLLATE "C": equality is bytewise under every deterministic collation
- * anyway, and the database's default one costs a collation lookup per test (8% of the scan).
+/* The columns' type tests compare COLLATE "C": equality is bytewise under every deterministic
+ * collation anyway, and the database's default one costs a collation lookup per test (8% of a
+ * scan). Not the WHERE clause: there the column's own collation lets the planner read a few
+ * rare types through (event_type, event_timestamp) (4x faster for a one-metric catch-up).
  * $1 group types, $2 from, $3 to; column c: $(4+2c) the types that need it, $(5+2c) its
  * field or filter. Only placeholders are generated: no value from the configuration or an
  * event ever becomes SQL text. */
@@ -139,7 +141,7 @@ static int statement_text(const col_t *cols, size_t n, bp_buf_t *sql)
     }
     return rc ? rc
               : bp_buf_appendf(sql,
-                               " FROM business_events e WHERE e.event_type COLLATE \"C\" = ANY($1::text[])"
+                               " FROM business_events e WHERE e.event_type = ANY($1::text[])"
                                " AND e.event_timestamp >= to_timestamp($2::bigint)"
                                " AND e.event_timestamp < to_timestamp($3::bigint)");
 }
