@@ -56,21 +56,23 @@ static int64_t mono_ms(void)
 
 int bp_agg_options_from_env(bp_agg_options_t *opts, bp_err_t *err)
 {
-    long grace, lateness, lookback, ttl, budget;
+    long grace, lateness, lookback, ttl, budget, max_events;
     int rc;
     if ((rc = bp_config_env_int("BIZPULSE_AGG_GRACE_S", 10, 0, 3600, &grace, err)) != 0 ||
         (rc = bp_config_env_int("BIZPULSE_AGG_LATENESS_S", 300, 0, 7 * 86400, &lateness, err)) != 0 ||
         (rc = bp_config_env_int("BIZPULSE_AGG_LOOKBACK_S", 7 * 86400, 60, 366L * 86400, &lookback, err)) !=
             0 ||
         (rc = bp_config_env_int("BIZPULSE_AGG_SERIES_TTL_S", 86400, 60, 366L * 86400, &ttl, err)) != 0 ||
-        (rc = bp_config_env_int("BIZPULSE_AGG_BUDGET_MS", 20000, 100, 600000, &budget, err)) != 0)
+        (rc = bp_config_env_int("BIZPULSE_AGG_BUDGET_MS", 20000, 100, 600000, &budget, err)) != 0 ||
+        (rc = bp_config_env_int("BIZPULSE_AGG_MAX_EVENTS", 2000000, 1000, 1000000000, &max_events, err)) != 0)
         return rc;
     *opts = (bp_agg_options_t){.now = bp_time_now(),
                                .grace_s = grace,
                                .lateness_s = lateness,
                                .lookback_s = lookback,
                                .series_ttl_s = ttl,
-                               .budget_ms = budget};
+                               .budget_ms = budget,
+                               .max_events = max_events};
     return 0;
 }
 
@@ -329,8 +331,13 @@ static int compute_group(bp_worker_t *w, const bp_metric_t *const *ms, window_t 
     if (rc == 0 &&
         (mp == NULL || known == NULL || dims == NULL || evs == NULL || ids == NULL || data == NULL))
         rc = bp_err_set(err, BP_ENOMEM, "out of memory");
+    scan.max_events = (uint64_t)o->max_events;
     if (rc == 0)
         rc = bp_scan_run(db, w->app->config, &scan, err);
+    for (size_t i = 0; rc == 0 && i < n && scan.to < wins[i]->to; i++) {
+        wins[i]->to = scan.to; /* the scan stopped early: the rest is the next round's */
+        wins[i]->done = false;
+    }
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (ms[i]->num_dimensions > 0)
             dims[nd++] = ms[i]->name;

@@ -140,10 +140,9 @@ static int statement_text(const col_t *cols, size_t n, bp_buf_t *sql)
         }
     }
     return rc ? rc
-              : bp_buf_appendf(sql,
-                               " FROM business_events e WHERE e.event_type = ANY($1::text[])"
-                               " AND e.event_timestamp >= to_timestamp($2::bigint)"
-                               " AND e.event_timestamp < to_timestamp($3::bigint)");
+              : bp_buf_appendf(sql, " FROM business_events e WHERE e.event_type = ANY($1::text[])"
+                                    " AND e.event_timestamp >= to_timestamp($2::bigint)"
+                                    " AND e.event_timestamp < to_timestamp($3::bigint)");
 }
 
 int bp_scan_init(bp_scan_t *scan, const bp_metric_t *const *metrics, size_t n, int64_t from, int64_t to,
@@ -464,14 +463,18 @@ static int group_params(bp_scan_t *scan, const col_t *cols, size_t ncols, bp_buf
 }
 
 /* Queries the window chunk by chunk, each about SCAN_CHUNK_ROWS events in whole intervals,
- * handing every result to h (or, without one, accumulating it here). */
+ * handing every result to h (or, without one, accumulating it here), until the window or
+ * max_events events are read; *read_to is where reading stopped. scan->to stays put
+ * meanwhile: the accumulating thread reads it. */
 static int read_chunks(bp_db_t *db, const bp_db_stmt_t *stmt, const char **params, consumer_t *c,
-                       handoff_t *h, bp_err_t *err)
+                       handoff_t *h, int64_t *read_to, bp_err_t *err)
 {
     bp_scan_t *scan = c->scan;
     int64_t iv = scan->interval_s, span = FIRST_CHUNK_S > iv ? FIRST_CHUNK_S / iv * iv : iv;
     int rc = 0;
-    for (int64_t at = scan->from; rc == 0 && at < scan->to;) {
+    *read_to = scan->from;
+    for (int64_t at = scan->from;
+         rc == 0 && at < scan->to && (scan->max_events == 0 || scan->events < scan->max_events);) {
         int64_t end = at + span < scan->to ? at + span : scan->to;
         char s_from[24], s_to[24];
         snprintf(s_from, sizeof(s_from), "%" PRId64, at);
@@ -486,7 +489,11 @@ static int read_chunks(bp_db_t *db, const bp_db_stmt_t *stmt, const char **param
         scan->events += (uint64_t)nrows;
         if ((rc = h ? hand_over(h, res) : consume(c, res)) != 0)
             return bp_err_set(err, rc, "out of memory aggregating the window");
-        int64_t want = nrows > 0 ? (int64_t)((double)span * SCAN_CHUNK_ROWS / nrows) : span * 8;
+        *read_to = end;
+        /* the next chunk: about SCAN_CHUNK_ROWS events, and no more than max_events leaves */
+        uint64_t left = scan->max_events > scan->events ? scan->max_events - scan->events : 0;
+        double target = scan->max_events > 0 && left < SCAN_CHUNK_ROWS ? (double)left : SCAN_CHUNK_ROWS;
+        int64_t want = nrows > 0 ? (int64_t)((double)span * target / nrows) : span * 8;
         if (want > span * 8)
             want = span * 8;
         span = want / iv * iv > iv ? want / iv * iv : iv;
@@ -528,15 +535,18 @@ int bp_scan_run(bp_db_t *db, const bp_config_t *cfg, bp_scan_t *scan, bp_err_t *
     }
     const bp_db_stmt_t stmt = {"bp_agg_scan", sql.base, (int)(3 + 2 * ncols)};
     handoff_t h = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .c = &c};
+    int64_t read_to = scan->from;
     pthread_t thread;
     if (scan->to - scan->from <= FIRST_CHUNK_S || pthread_create(&thread, NULL, consumer_main, &h) != 0) {
-        rc = read_chunks(db, &stmt, params, &c, NULL, err); /* one chunk (a tick), or no thread */
+        rc = read_chunks(db, &stmt, params, &c, NULL, &read_to, err); /* one chunk (a tick), or no thread */
     } else {
-        rc = read_chunks(db, &stmt, params, &c, &h, err);
+        rc = read_chunks(db, &stmt, params, &c, &h, &read_to, err);
         int crc = close_handoff(&h, thread);
         if (rc == 0 && crc != 0)
             rc = bp_err_set(err, crc, "out of memory aggregating the window");
     }
+    if (rc == 0)
+        scan->to = read_to;
 out:
     if (bufs != NULL)
         for (size_t i = 0; i <= ncols_max; i++)

@@ -56,6 +56,7 @@ typedef struct st_bp_scan_t {
     bp_strtab_t types;  /* the group's event types */
     bp_strtab_t values; /* distinct values, shared by the group's metrics */
     uint64_t events, queries;
+    uint64_t max_events; /* bp_scan_run stops after the chunk that reaches it (0: no limit) */
 } bp_scan_t;
 
 /* Sets up a scan of metrics[0..n) (same interval) over [from, to). 0 or BP_ENOMEM. */
@@ -64,7 +65,10 @@ int bp_scan_init(bp_scan_t *scan, const bp_metric_t *const *metrics, size_t n, i
 
 /* Reads the window's events and accumulates every metric. cfg is the whole configuration: the
  * statement's columns come from it, so its text is the same for every group and round (one
- * prepared statement per connection). 0, or the database's error. */
+ * prepared statement per connection). Stops after the chunk that reaches max_events (whole
+ * chunks, whole intervals) and then moves scan->to back to where it stopped: the caller's window ends
+ * there, and the next round continues (memory and time of a round stay bounded however dense
+ * the events). 0, or the database's error. */
 int bp_scan_run(bp_db_t *db, const bp_config_t *cfg, bp_scan_t *scan, bp_err_t *err);
 
 /* Folds every series s of sm with keep[s] false into 'other' (merging sums and distinct sets).

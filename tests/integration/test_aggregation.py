@@ -174,6 +174,26 @@ class Kinds(harness.TestCase):
                          len(ORACLE) + sum(1 for m in again if m["changed"] > 0))
 
 
+class BoundedRounds(harness.TestCase):
+
+    def test_a_round_reading_its_event_limit_ends_its_batch_early_and_the_next_continues(self):
+        end = harness.last_closed_minute()
+        start = end - datetime.timedelta(minutes=MINUTES)
+        load_events(self.db, start)  # 7 200 events; the limit below makes ~8 rounds of them
+        aggregate = self.service("aggregate", BIZPULSE_METRICS=write_metrics(self, METRICS),
+                                 BIZPULSE_AGG_MAX_EVENTS="1000")
+        res = aggregate.scheduler_tick()
+        self.assertEqual(res.status, 200, res)
+        batches = {m["metric"]: m["batches"] for m in res.json()["metrics"]}
+        self.assertGreater(batches["signups_de"], 4, batches)
+        self.assertTrue(all(m["caught_up"] for m in res.json()["metrics"]), res.json())
+        for name in ORACLE:
+            interval = 300 if name == "orders_5m" else 60
+            zero = None if name == "success_rate" else 0.0
+            bad = mismatches(self.db, name, start, end, interval, zero)
+            self.assertEqual(bad[:5], [], f"{name}: {len(bad)} mismatches")
+
+
 class LateData(harness.TestCase):
 
     def test_a_late_event_revises_its_interval_and_the_event_names_the_revised_window(self):
