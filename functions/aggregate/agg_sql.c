@@ -32,3 +32,10 @@ const bp_db_stmt_t *bp_agg_sql_write(void)
 {
     return &write_stmt;
 }
+
+const char *bp_agg_sql_copy(void)
+{
+    return "COPY aggregated_metrics (metric_name, series, metric_timestamp, metric_value, numerator, "
+           "denominator,"
+           " events) FROM STDIN";
+}

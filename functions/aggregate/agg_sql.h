@@ -10,7 +10,10 @@
  * float8[], $6 denominator float8[], $7 events bigint[]: one upsert of every changed point of
  * a window, all metrics at once.
  *
- * Texts are constants: every value travels as a parameter.
+ * Copy: the COPY ... FROM STDIN text for new points of a catch-up (bp_db_copy_begin); rows in
+ * COPY text format, the write statement's columns in its order.
+ *
+ * Texts are constants: every value travels as a parameter (or as COPY data).
  */
 #ifndef BP_AGG_SQL_H
 #define BP_AGG_SQL_H
@@ -19,5 +22,6 @@
 
 const bp_db_stmt_t *bp_agg_sql_stored(void);
 const bp_db_stmt_t *bp_agg_sql_write(void);
+const char *bp_agg_sql_copy(void);
 
 #endif

@@ -56,7 +56,7 @@ static int64_t mono_ms(void)
 
 int bp_agg_options_from_env(bp_agg_options_t *opts, bp_err_t *err)
 {
-    long grace, lateness, lookback, ttl, budget, max_events;
+    long grace, lateness, lookback, ttl, budget, max_events, max_points;
     int rc;
     if ((rc = bp_config_env_int("BIZPULSE_AGG_GRACE_S", 10, 0, 3600, &grace, err)) != 0 ||
         (rc = bp_config_env_int("BIZPULSE_AGG_LATENESS_S", 300, 0, 7 * 86400, &lateness, err)) != 0 ||
@@ -64,7 +64,9 @@ int bp_agg_options_from_env(bp_agg_options_t *opts, bp_err_t *err)
             0 ||
         (rc = bp_config_env_int("BIZPULSE_AGG_SERIES_TTL_S", 86400, 60, 366L * 86400, &ttl, err)) != 0 ||
         (rc = bp_config_env_int("BIZPULSE_AGG_BUDGET_MS", 20000, 100, 600000, &budget, err)) != 0 ||
-        (rc = bp_config_env_int("BIZPULSE_AGG_MAX_EVENTS", 2000000, 1000, 1000000000, &max_events, err)) != 0)
+        (rc = bp_config_env_int("BIZPULSE_AGG_MAX_EVENTS", 2000000, 1000, 1000000000, &max_events, err)) !=
+            0 ||
+        (rc = bp_config_env_int("BIZPULSE_AGG_MAX_POINTS", 2000000, 1000, 1000000000, &max_points, err)) != 0)
         return rc;
     *opts = (bp_agg_options_t){.now = bp_time_now(),
                                .grace_s = grace,
@@ -72,7 +74,8 @@ int bp_agg_options_from_env(bp_agg_options_t *opts, bp_err_t *err)
                                .lookback_s = lookback,
                                .series_ttl_s = ttl,
                                .budget_ms = budget,
-                               .max_events = max_events};
+                               .max_events = max_events,
+                               .max_points = max_points};
     return 0;
 }
 
@@ -310,94 +313,146 @@ static int cap_and_grid(bp_scan_metric_t *sm, const bp_series_set_t *known, int6
     return 0;
 }
 
+/* The cap and the zero-fill grid of every metric with dimensions in the scan (grids[i] stays
+ * NULL for the others), with one read of the series registry. */
+static int cap_all(bp_db_t *db, bp_scan_t *scan, const bp_agg_options_t *o, window_t *const *wins,
+                   bool **grids, bp_err_t *err)
+{
+    size_t n = scan->num_metrics, nd = 0;
+    bp_series_set_t *known = calloc(n + 1, sizeof(bp_series_set_t));
+    const char **names = calloc(n + 1, sizeof(char *));
+    int rc = known == NULL || names == NULL ? bp_err_set(err, BP_ENOMEM, "out of memory") : 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (scan->metrics[i].m->num_dimensions > 0)
+            names[nd++] = scan->metrics[i].m->name;
+    if (rc == 0 && nd > 0)
+        rc = bp_series_load(db, names, nd, known, err);
+    for (size_t i = 0, k = 0; rc == 0 && i < n; i++)
+        if (scan->metrics[i].m->num_dimensions > 0)
+            rc = cap_and_grid(&scan->metrics[i], &known[k++], scan->from - o->series_ttl_s, &grids[i],
+                              &wins[i]->folded, err);
+    for (size_t k = 0; known != NULL && k < nd; k++)
+        bp_series_clear(&known[k]);
+    free(known);
+    free(names);
+    return rc;
+}
+
+/* A window lays out (grid series) x (intervals) points per metric: thousands of series over a
+ * day's batch would be tens of millions. Beyond max_points the window ends earlier (whole
+ * intervals, at least one); the next round continues there. */
+static void bound_points(bp_scan_t *scan, bool *const *grids, uint64_t max_points)
+{
+    int64_t nint = (scan->to - scan->from) / scan->interval_s;
+    uint64_t per_interval = 0;
+    for (size_t i = 0; i < scan->num_metrics; i++) {
+        const bp_scan_metric_t *sm = &scan->metrics[i];
+        if (sm->m->kind == BP_KIND_RATIO || grids[i] == NULL) {
+            per_interval +=
+                1 + (sm->m->kind == BP_KIND_RATIO ? sm->num_accs / (uint64_t)(nint > 0 ? nint : 1) : 0);
+            continue;
+        }
+        for (uint32_t s = 0; s < sm->series.n; s++)
+            per_interval += s == 0 || grids[i][s];
+    }
+    if (per_interval * (uint64_t)nint > max_points) {
+        int64_t keep = (int64_t)(max_points / per_interval);
+        scan->to = scan->from + (keep > 0 ? keep : 1) * scan->interval_s;
+    }
+}
+
+/* What changed per metric: its digest into wins[i], the dimension series that had events
+ * (appended to seen_m/seen_s), its event (into evs/ids/data, counted in *nev). */
+static int gather_changes(bp_worker_t *w, const bp_scan_t *scan, const bp_metric_points_t *mp,
+                          window_t *const *wins, const int64_t *revised_before, const bp_agg_options_t *o,
+                          const char ***seen_m, const char ***seen_s, size_t *nseen, bp_ce_t *evs,
+                          char (*ids)[BP_EVENT_ID_MAX], bp_buf_t *data, size_t *nev, bp_err_t *err)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < scan->num_metrics; i++) {
+        const bp_metric_t *m = scan->metrics[i].m;
+        const char **seen = NULL;
+        size_t num_seen = 0;
+        window_t *win = wins[i];
+        win->intervals = (long)((win->to - win->from) / m->interval_s);
+        rc = digest(win, &scan->metrics[i], &mp[i], scan->from, revised_before[i], &seen, &num_seen);
+        if (rc != 0) {
+            rc = bp_err_set(err, rc, "out of memory digesting the window");
+        } else if (num_seen > 0) {
+            const char **sm2 = realloc(*seen_m, (*nseen + num_seen) * sizeof(char *));
+            if (sm2 != NULL)
+                *seen_m = sm2;
+            const char **ss2 = sm2 != NULL ? realloc(*seen_s, (*nseen + num_seen) * sizeof(char *)) : NULL;
+            if (ss2 != NULL)
+                *seen_s = ss2;
+            if (sm2 == NULL || ss2 == NULL)
+                rc = bp_err_set(err, BP_ENOMEM, "out of memory");
+            for (size_t j = 0; rc == 0 && j < num_seen; j++, (*nseen)++) {
+                (*seen_m)[*nseen] = m->name;
+                (*seen_s)[*nseen] = seen[j];
+            }
+        }
+        free(seen);
+        if (rc == 0 && win->changed > 0) {
+            bp_buf_init(&data[*nev], 32768);
+            rc = build_event(w->app->source, m, win, o->trigger, &evs[*nev], ids[*nev], &data[*nev], err);
+            (*nev)++;
+        }
+    }
+    return rc;
+}
+
 /* Recomputes the windows of metrics ms[0..n) (one interval, one [from, to)) inside the
  * caller's transaction, which holds their locks: one scan of the events, the cap, one
  * comparison with what is stored, one write of what changed, one update of the series
- * registry, one insert of the events (one per changed metric). */
+ * registry, one insert of the events (one per changed metric). A window may end earlier than
+ * asked (scan.h's event limit, bound_points): wins[i]->to and ->done say where it did. */
 static int compute_group(bp_worker_t *w, const bp_metric_t *const *ms, window_t *const *wins,
                          const int64_t *revised_before, size_t n, const bp_agg_options_t *o, bp_err_t *err)
 {
     bp_db_t *db = w->db;
     bp_scan_t scan;
     bp_metric_points_t *mp = calloc(n + 1, sizeof(bp_metric_points_t));
-    bp_series_set_t *known = calloc(n + 1, sizeof(bp_series_set_t));
-    const char **dims = calloc(n + 1, sizeof(char *));
+    bool **grids = calloc(n + 1, sizeof(bool *));
     bp_ce_t *evs = calloc(n + 1, sizeof(bp_ce_t));
     char(*ids)[BP_EVENT_ID_MAX] = calloc(n + 1, BP_EVENT_ID_MAX);
     bp_buf_t *data = calloc(n + 1, sizeof(bp_buf_t));
     const char **seen_m = NULL, **seen_s = NULL;
-    size_t nd = 0, nseen = 0, nev = 0;
+    size_t nseen = 0, nev = 0;
     int rc = bp_scan_init(&scan, ms, n, wins[0]->from, wins[0]->to, err);
-    if (rc == 0 &&
-        (mp == NULL || known == NULL || dims == NULL || evs == NULL || ids == NULL || data == NULL))
+    if (rc == 0 && (mp == NULL || grids == NULL || evs == NULL || ids == NULL || data == NULL))
         rc = bp_err_set(err, BP_ENOMEM, "out of memory");
     scan.max_events = (uint64_t)o->max_events;
     if (rc == 0)
         rc = bp_scan_run(db, w->app->config, &scan, err);
+    if (rc == 0)
+        rc = cap_all(db, &scan, o, wins, grids, err);
+    if (rc == 0)
+        bound_points(&scan, grids, (uint64_t)o->max_points);
     for (size_t i = 0; rc == 0 && i < n && scan.to < wins[i]->to; i++) {
-        wins[i]->to = scan.to; /* the scan stopped early: the rest is the next round's */
+        wins[i]->to = scan.to; /* the rest is the next round's */
         wins[i]->done = false;
     }
     for (size_t i = 0; rc == 0 && i < n; i++)
-        if (ms[i]->num_dimensions > 0)
-            dims[nd++] = ms[i]->name;
-    if (rc == 0 && nd > 0)
-        rc = bp_series_load(db, dims, nd, known, err);
-    for (size_t i = 0, k = 0; rc == 0 && i < n; i++) {
-        bp_scan_metric_t *sm = &scan.metrics[i];
-        bool *grid = NULL;
-        if (ms[i]->num_dimensions > 0)
-            rc = cap_and_grid(sm, &known[k++], scan.from - o->series_ttl_s, &grid, &wins[i]->folded, err);
-        if (rc == 0)
-            rc = bp_points_build(&scan, sm, grid, &mp[i], err);
-        free(grid);
-    }
+        rc = bp_points_build(&scan, &scan.metrics[i], grids[i], &mp[i], err);
     if (rc == 0)
         rc = bp_points_sync(db, &scan, mp, err);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        const char **seen = NULL;
-        size_t num_seen = 0;
-        window_t *win = wins[i];
-        win->intervals = (long)((win->to - win->from) / ms[i]->interval_s);
-        if ((rc = digest(win, &scan.metrics[i], &mp[i], scan.from, revised_before[i], &seen, &num_seen)) !=
-            0) {
-            rc = bp_err_set(err, rc, "cannot digest the window");
-        } else if (num_seen > 0) {
-            const char **m2 = realloc(seen_m, (nseen + num_seen) * sizeof(char *));
-            const char **s2 = m2 ? realloc(seen_s, (nseen + num_seen) * sizeof(char *)) : NULL;
-            if (m2 != NULL)
-                seen_m = m2;
-            if (s2 == NULL) {
-                rc = bp_err_set(err, BP_ENOMEM, "out of memory");
-            } else {
-                seen_s = s2;
-                for (size_t j = 0; j < num_seen; j++, nseen++) {
-                    seen_m[nseen] = ms[i]->name;
-                    seen_s[nseen] = seen[j];
-                }
-            }
-        }
-        free(seen);
-        if (rc == 0 && win->changed > 0) {
-            bp_buf_init(&data[nev], 32768);
-            rc = build_event(w->app->source, ms[i], win, o->trigger, &evs[nev], ids[nev], &data[nev], err);
-            nev++;
-        }
-    }
+    if (rc == 0)
+        rc = gather_changes(w, &scan, mp, wins, revised_before, o, &seen_m, &seen_s, &nseen, evs, ids, data,
+                            &nev, err);
     if (rc == 0)
         rc = bp_series_touch(db, seen_m, seen_s, nseen, scan.to, err);
     if (rc == 0)
         rc = bp_outbox_add_many(db, evs, nev, err);
     for (size_t i = 0; i < nev; i++)
         bp_buf_free(&data[i]);
-    for (size_t k = 0; known != NULL && k < nd; k++)
-        bp_series_clear(&known[k]);
+    for (size_t i = 0; grids != NULL && i < n; i++)
+        free(grids[i]);
     if (mp != NULL)
         for (size_t i = 0; i < n; i++)
             bp_points_free(&mp[i]);
     free(mp);
-    free(known);
-    free(dims);
+    free(grids);
     free(evs);
     free(ids);
     free(data);

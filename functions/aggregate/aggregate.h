@@ -41,12 +41,13 @@ typedef struct st_bp_agg_options_t {
     int64_t lookback_s;   /* first run: how far back to start at most */
     int64_t series_ttl_s; /* dimension series without events for this long are no longer zero-filled */
     int64_t budget_ms;    /* stop starting new batches after this long; the next tick continues */
-    int64_t max_events;   /* events one round reads at most (a batch ends early beyond them) */
+    int64_t max_events;   /* events one pass reads at most (a batch ends early beyond them) */
+    int64_t max_points;   /* points one pass lays out at most (series x intervals; likewise) */
     const char *trigger;  /* "scheduler:<job>@<time>", "ping:<id>", "run", "cli"; recorded in events */
 } bp_agg_options_t;
 
-/* Reads BIZPULSE_AGG_GRACE_S, _LATENESS_S, _LOOKBACK_S, _SERIES_TTL_S, _BUDGET_MS, _MAX_EVENTS into opts
- * (now = current time, trigger = NULL). BP_ECONFIG on a bad value. */
+/* Reads BIZPULSE_AGG_GRACE_S, _LATENESS_S, _LOOKBACK_S, _SERIES_TTL_S, _BUDGET_MS, _MAX_EVENTS, _MAX_POINTS
+ * into opts (now = current time, trigger = NULL). BP_ECONFIG on a bad value. */
 int bp_agg_options_from_env(bp_agg_options_t *opts, bp_err_t *err);
 
 /* Runs one tick over every metric. Appends a JSON array of per-metric results to out

@@ -72,15 +72,17 @@ static void add_exact(bp_decsum_t *s, __int128 mant, int scale)
     s->approx += exact_value(mant, scale);
 }
 
-/* A value exact arithmetic cannot hold goes into the long double sum from its text. */
-static void add_approx(bp_decsum_t *sum, const char *s, size_t len)
+/* A value exact arithmetic cannot hold: its first 38 significant digits times 10^exp10 go
+ * into the long double sum (which reaches infinity for huge values, and the caller's range
+ * check then says "no value", as PostgreSQL's float8 conversion would fail). */
+static void add_approx(bp_decsum_t *sum, __int128 mant38, long exp10)
 {
-    char buf[256];
-    size_t n = len < sizeof(buf) - 1 ? len : sizeof(buf) - 1;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
     go_inexact(sum);
-    sum->approx += strtold(buf, NULL);
+    if (exp10 > 100000)
+        exp10 = 100000;
+    if (exp10 < -100000)
+        exp10 = -100000;
+    sum->approx += exact_value(mant38, (int)-exp10);
 }
 
 bool bp_decsum_add(bp_decsum_t *sum, const char *s, size_t len)
@@ -90,7 +92,6 @@ bool bp_decsum_add(bp_decsum_t *sum, const char *s, size_t len)
         p++;
     while (end > p && isspace((unsigned char)end[-1]))
         end--;
-    const char *text = p;
     bool neg = false;
     if (p < end && (*p == '-' || *p == '+'))
         neg = *p++ == '-';
@@ -130,16 +131,17 @@ bool bp_decsum_add(bp_decsum_t *sum, const char *s, size_t len)
     if (p != end)
         return false;
     sum->any = true;
-    long scale = (long)frac - exp;
-    if (digits > MAX_DIGITS || scale > 2 * MAX_DIGITS || scale < -MAX_DIGITS) {
-        add_approx(sum, text, (size_t)(end - text));
-        return true;
-    }
     if (neg)
         mant = -mant;
+    /* digits beyond the 38 kept each scale the kept ones by ten */
+    long scale = (long)frac - exp - (digits > MAX_DIGITS ? digits - MAX_DIGITS : 0);
+    if (digits > MAX_DIGITS || scale > 2 * MAX_DIGITS || scale < -MAX_DIGITS) {
+        add_approx(sum, mant, -scale);
+        return true;
+    }
     if (scale < 0) {
         if (!scale_up(&mant, (int)-scale)) {
-            add_approx(sum, text, (size_t)(end - text));
+            add_approx(sum, mant, -scale);
             return true;
         }
         scale = 0;

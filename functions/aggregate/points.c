@@ -11,12 +11,13 @@
 #include "timefmt.h"
 
 #define ARRAY_MAX (512u << 20)
+/* The writes go out in pieces: COPY data every PIECE_BYTES, an upsert every PIECE_POINTS
+ * points or PIECE_BYTES of array text, so no window's size makes one buffer unbounded. */
+#define PIECE_BYTES (4u << 20)
+#define PIECE_POINTS 50000
 /* New points beyond this many go in by COPY (a catch-up's day: ~3x cheaper per row than the
  * upsert's speculative insertion); fewer, through the upsert, in one round trip. */
 #define COPY_MIN 1000
-
-static const char copy_sql[] = "COPY aggregated_metrics (metric_name, series, metric_timestamp, metric_value,"
-                               " numerator, denominator, events) FROM STDIN";
 
 static int push(bp_metric_points_t *out, size_t *cap, const bp_point_t *p)
 {
@@ -81,7 +82,7 @@ int bp_points_build(const bp_scan_t *scan, const bp_scan_metric_t *sm, const boo
     }
     for (uint32_t i = 0; ratio && rc == 0 && i < sm->num_accs; i++) {
         const bp_acc_t *acc = &sm->accs[i];
-        if (sm->acc_series[i] != 0 && (acc->a > 0 || acc->b > 0)) {
+        if (sm->acc_series[i] != 0 && sm->acc_interval[i] < nint && (acc->a > 0 || acc->b > 0)) {
             bp_point_t p = point_of(sm->m, acc, sm->acc_series[i], sm->acc_interval[i]);
             rc = push(out, &cap, &p);
         }
@@ -110,7 +111,8 @@ static bool same(const PGresult *res, int r, const bp_point_t *p)
 
 size_t bp_points_format(double v, char *out)
 {
-    if (v == (double)(int64_t)v && v > -9007199254740992.0 && v < 9007199254740992.0 &&
+    /* range first: converting a double beyond int64 is undefined */
+    if (v > -9007199254740992.0 && v < 9007199254740992.0 && v == (double)(int64_t)v &&
         !(v == 0 && signbit(v))) {
         char tmp[24];
         int64_t x = (int64_t)v;
@@ -159,84 +161,81 @@ static int append_copy_text(bp_buf_t *b, const char *s)
 }
 
 /* The new points (no stored row, under the metrics' locks) as COPY rows. */
-static int copy_new(bp_db_t *db, const bp_scan_t *scan, const bp_metric_points_t *mp, bp_err_t *err)
+static int copy_row(bp_buf_t *data, const bp_scan_t *scan, const bp_scan_metric_t *sm, const bp_point_t *p)
 {
-    bp_buf_t data;
-    bp_buf_init(&data, ARRAY_MAX);
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < scan->num_metrics; i++) {
-        const bp_scan_metric_t *sm = &scan->metrics[i];
-        for (size_t j = 0; rc == 0 && j < mp[i].n; j++) {
-            const bp_point_t *p = &mp[i].pts[j];
-            if (!selected(p, 0))
-                continue;
-            char ts[BP_TIME_STRLEN];
-            bp_time_format(scan->from + (int64_t)p->interval * scan->interval_s, ts);
-            rc = append_copy_text(&data, sm->m->name);
-            rc = rc ? rc : bp_buf_append(&data, "\t", 1);
-            rc = rc ? rc : append_copy_text(&data, bp_strtab_str(&sm->series, p->series));
-            rc = rc ? rc : bp_buf_appendf(&data, "\t%s\t", ts);
-            rc = rc ? rc : append_double(&data, p->value_null, "\\N", p->value);
-            rc = rc ? rc : bp_buf_append(&data, "\t", 1);
-            rc = rc ? rc : append_double(&data, p->parts_null, "\\N", p->num);
-            rc = rc ? rc : bp_buf_append(&data, "\t", 1);
-            rc = rc ? rc : append_double(&data, p->parts_null, "\\N", p->den);
-            rc = rc ? rc : bp_buf_appendf(&data, "\t%" PRId64 "\n", p->events);
-        }
-    }
-    if (rc != 0)
-        rc = bp_err_set(err, rc, "too many new points to write at once");
-    else
-        rc = bp_db_copy_in(db, copy_sql, data.base, data.len, err);
-    bp_buf_free(&data);
-    return rc;
+    char ts[BP_TIME_STRLEN];
+    bp_time_format(scan->from + (int64_t)p->interval * scan->interval_s, ts);
+    int rc = append_copy_text(data, sm->m->name);
+    rc = rc ? rc : bp_buf_append(data, "\t", 1);
+    rc = rc ? rc : append_copy_text(data, bp_strtab_str(&sm->series, p->series));
+    rc = rc ? rc : bp_buf_appendf(data, "\t%s\t", ts);
+    rc = rc ? rc : append_double(data, p->value_null, "\\N", p->value);
+    rc = rc ? rc : bp_buf_append(data, "\t", 1);
+    rc = rc ? rc : append_double(data, p->parts_null, "\\N", p->num);
+    rc = rc ? rc : bp_buf_append(data, "\t", 1);
+    rc = rc ? rc : append_double(data, p->parts_null, "\\N", p->den);
+    return rc ? rc : bp_buf_appendf(data, "\t%" PRId64 "\n", p->events);
 }
 
-/* The changed points of every metric (which: 0 new, 1 stored, 2 both) as the write
- * statement's seven array parameters. */
-static int write_changed(bp_db_t *db, const bp_scan_t *scan, const bp_metric_points_t *mp, int which,
-                         bp_err_t *err)
+/* The new points (no stored row, under the metrics' locks) as COPY rows, streamed. */
+static int copy_new(bp_db_t *db, const bp_scan_t *scan, const bp_metric_points_t *mp, bp_err_t *err)
 {
-    size_t total = 0;
-    for (size_t i = 0; i < scan->num_metrics; i++)
-        for (size_t j = 0; j < mp[i].n; j++)
-            total += selected(&mp[i].pts[j], which);
-    if (total == 0)
-        return 0;
-    const char **names = malloc(total * sizeof(char *)), **series = malloc(total * sizeof(char *));
+    int rc = bp_db_copy_begin(db, bp_agg_sql_copy(), err);
+    if (rc != 0)
+        return rc;
+    bp_buf_t data;
+    bp_buf_init(&data, ARRAY_MAX);
+    const char *failure = NULL;
+    for (size_t i = 0; failure == NULL && i < scan->num_metrics; i++) {
+        for (size_t j = 0; failure == NULL && j < mp[i].n; j++) {
+            if (!selected(&mp[i].pts[j], 0))
+                continue;
+            if (copy_row(&data, scan, &scan->metrics[i], &mp[i].pts[j]) != 0) {
+                failure = "out of memory";
+                rc = bp_err_set(err, BP_ENOMEM, "out of memory writing new points");
+            } else if (data.len >= PIECE_BYTES) {
+                if ((rc = bp_db_copy_put(db, data.base, data.len, err)) != 0)
+                    failure = "not sent";
+                bp_buf_reset(&data);
+            }
+        }
+    }
+    if (failure == NULL && data.len > 0 && (rc = bp_db_copy_put(db, data.base, data.len, err)) != 0)
+        failure = "not sent";
+    bp_buf_free(&data);
+    int end = bp_db_copy_end(db, failure, err);
+    return rc != 0 ? rc : end;
+}
+
+/* One upsert of points[0..n) (metric names and series alongside) as the write statement's
+ * seven array parameters. */
+static int upsert_piece(bp_db_t *db, const bp_scan_t *scan, const bp_point_t *const *pts,
+                        const char *const *names, const char *const *series, size_t n, bp_err_t *err)
+{
     bp_buf_t arr[7];
     for (int k = 0; k < 7; k++)
         bp_buf_init(&arr[k], ARRAY_MAX);
-    int rc = names == NULL || series == NULL ? BP_ENOMEM : 0;
+    int rc = bp_db_append_text_array(&arr[0], names, n);
+    rc = rc ? rc : bp_db_append_text_array(&arr[1], series, n);
     for (int k = 2; rc == 0 && k < 7; k++)
         rc = bp_buf_append(&arr[k], "{", 1);
-    size_t n = 0;
-    for (size_t i = 0; rc == 0 && i < scan->num_metrics; i++) {
-        const bp_scan_metric_t *sm = &scan->metrics[i];
-        for (size_t j = 0; rc == 0 && j < mp[i].n; j++) {
-            const bp_point_t *p = &mp[i].pts[j];
-            if (!selected(p, which))
-                continue;
-            const char *sep = n ? "," : "";
-            names[n] = sm->m->name;
-            series[n++] = bp_strtab_str(&sm->series, p->series);
-            rc = bp_buf_appendf(&arr[2], "%s%" PRId64, sep,
-                                scan->from + (int64_t)p->interval * scan->interval_s);
-            rc = rc ? rc : bp_buf_append(&arr[3], sep, *sep ? 1 : 0);
-            rc = rc ? rc : append_double(&arr[3], p->value_null, "NULL", p->value);
-            rc = rc ? rc : bp_buf_append(&arr[4], sep, *sep ? 1 : 0);
-            rc = rc ? rc : append_double(&arr[4], p->parts_null, "NULL", p->num);
-            rc = rc ? rc : bp_buf_append(&arr[5], sep, *sep ? 1 : 0);
-            rc = rc ? rc : append_double(&arr[5], p->parts_null, "NULL", p->den);
-            rc = rc ? rc : bp_buf_appendf(&arr[6], "%s%" PRId64, sep, p->events);
-        }
+    for (size_t j = 0; rc == 0 && j < n; j++) {
+        const bp_point_t *p = pts[j];
+        const char *sep = j ? "," : "";
+        rc = bp_buf_appendf(&arr[2], "%s%" PRId64, sep, scan->from + (int64_t)p->interval * scan->interval_s);
+        rc = rc ? rc : bp_buf_append(&arr[3], sep, *sep ? 1 : 0);
+        rc = rc ? rc : append_double(&arr[3], p->value_null, "NULL", p->value);
+        rc = rc ? rc : bp_buf_append(&arr[4], sep, *sep ? 1 : 0);
+        rc = rc ? rc : append_double(&arr[4], p->parts_null, "NULL", p->num);
+        rc = rc ? rc : bp_buf_append(&arr[5], sep, *sep ? 1 : 0);
+        rc = rc ? rc : append_double(&arr[5], p->parts_null, "NULL", p->den);
+        rc = rc ? rc : bp_buf_appendf(&arr[6], "%s%" PRId64, sep, p->events);
     }
     for (int k = 2; rc == 0 && k < 7; k++)
         rc = bp_buf_append(&arr[k], "}", 1);
-    rc = rc ? rc : bp_db_append_text_array(&arr[0], names, n);
-    rc = rc ? rc : bp_db_append_text_array(&arr[1], series, n);
     if (rc != 0) {
-        rc = bp_err_set(err, rc, "too many changed points to write at once");
+        rc = bp_err_set(err, rc,
+                        rc == BP_ENOMEM ? "out of memory writing points" : "points too large to write");
     } else {
         const char *p[7];
         for (int k = 0; k < 7; k++)
@@ -245,6 +244,36 @@ static int write_changed(bp_db_t *db, const bp_scan_t *scan, const bp_metric_poi
     }
     for (int k = 0; k < 7; k++)
         bp_buf_free(&arr[k]);
+    return rc;
+}
+
+/* The changed points of every metric (which: 0 new, 1 stored, 2 both), upserted in pieces. */
+static int write_changed(bp_db_t *db, const bp_scan_t *scan, const bp_metric_points_t *mp, int which,
+                         bp_err_t *err)
+{
+    const bp_point_t **pts = malloc(PIECE_POINTS * sizeof(bp_point_t *));
+    const char **names = malloc(PIECE_POINTS * sizeof(char *)),
+               **series = malloc(PIECE_POINTS * sizeof(char *));
+    int rc = pts == NULL || names == NULL || series == NULL ? bp_err_set(err, BP_ENOMEM, "out of memory") : 0;
+    size_t n = 0, bytes = 0;
+    for (size_t i = 0; rc == 0 && i < scan->num_metrics; i++) {
+        const bp_scan_metric_t *sm = &scan->metrics[i];
+        for (size_t j = 0; rc == 0 && j < mp[i].n; j++) {
+            if (!selected(&mp[i].pts[j], which))
+                continue;
+            pts[n] = &mp[i].pts[j];
+            names[n] = sm->m->name;
+            series[n] = bp_strtab_str(&sm->series, mp[i].pts[j].series);
+            bytes += strlen(series[n++]) + 64;
+            if (n == PIECE_POINTS || bytes >= PIECE_BYTES) {
+                rc = upsert_piece(db, scan, pts, names, series, n, err);
+                n = bytes = 0;
+            }
+        }
+    }
+    if (rc == 0 && n > 0)
+        rc = upsert_piece(db, scan, pts, names, series, n, err);
+    free(pts);
     free(names);
     free(series);
     return rc;
@@ -292,16 +321,18 @@ int bp_points_sync(bp_db_t *db, const bp_scan_t *scan, bp_metric_points_t *mp, b
         }
     }
     free(listed);
-    if (rc == 0 && ((rc = bp_db_append_text_array(&a_names, names, np)) != 0 ||
-                    (rc = bp_db_append_text_array(&a_series, series, np)) != 0))
-        rc = BP_ETOOBIG;
+    if (rc == 0)
+        rc = bp_db_append_text_array(&a_names, names, np);
+    if (rc == 0)
+        rc = bp_db_append_text_array(&a_series, series, np);
     if (rc != 0) {
-        rc = bp_err_set(err, rc, "too many series to compare");
+        rc = bp_err_set(
+            err, rc, rc == BP_ENOMEM ? "out of memory comparing the window" : "too many series to compare");
         goto out;
     }
     for (size_t i = 0; i < scan->num_metrics; i++) {
         for (size_t j = 0; j < mp[i].n; j++)
-            mp[i].pts[j].changed = true, mp[i].pts[j].stored = false;
+            mp[i].pts[j].changed = true; /* until a stored row says otherwise */
         mp[i].num_changed = mp[i].n;
     }
     char s_from[24], s_to[24];

@@ -19,8 +19,9 @@ typedef enum { COL_TEXT, COL_NUM, COL_FILTER } col_kind_t;
 
 typedef struct {
     col_kind_t kind;
-    const char *arg; /* payload field, or filter JSON */
-    bool multi;      /* read for more than one event type in the configuration: ANY($n) */
+    const char *arg;  /* payload field, or filter JSON */
+    const char *type; /* the first event type it is read for */
+    bool multi;       /* read for more than one event type in the configuration: ANY($n) */
 } col_t;
 
 /* Numbers, and strings that are plainly numbers, as numeric text; anything else is NULL and
@@ -37,7 +38,7 @@ static int add_col(col_t *cols, size_t *n, col_kind_t kind, const char *arg)
     for (size_t i = 0; i < *n; i++)
         if (cols[i].kind == kind && strcmp(cols[i].arg, arg) == 0)
             return (int)i;
-    cols[*n] = (col_t){kind, arg, false};
+    cols[*n] = (col_t){kind, arg, NULL, false};
     return (int)(*n)++;
 }
 
@@ -91,21 +92,23 @@ static size_t add_name(const char **names, size_t n, const char *name)
 static size_t plan(const bp_config_t *cfg, col_t *cols)
 {
     size_t n = 0;
-    int a, b, f, d[BP_CONFIG_MAX_DIMENSIONS];
-    for (size_t i = 0; i < cfg->num_metrics; i++)
-        plan_metric(&cfg->metrics[i], cols, &n, &a, &b, &f, d);
-    /* single-type columns test with '=': cheaper per event than ANY over an array */
-    const char *names[3], *users[2];
-    for (size_t c = 0; c < n; c++) {
-        size_t nn = 0;
-        for (size_t i = 0; i < cfg->num_metrics && nn < 2; i++) {
-            size_t x = n;
-            plan_metric(&cfg->metrics[i], cols, &x, &a, &b, &f, d);
-            size_t nu = column_users(&cfg->metrics[i], a, b, f, d, (int)c, users);
-            for (size_t u = 0; u < nu && nn < 2; u++)
-                nn = add_name(names, nn, users[u]);
+    for (size_t i = 0; i < cfg->num_metrics; i++) {
+        const bp_metric_t *m = &cfg->metrics[i];
+        int a, b, f, d[BP_CONFIG_MAX_DIMENSIONS];
+        plan_metric(m, cols, &n, &a, &b, &f, d);
+        /* single-type columns test with '=': cheaper per event than ANY over an array */
+        int used[3 + BP_CONFIG_MAX_DIMENSIONS] = {a, b, f, d[0], d[1], d[2], d[3]};
+        for (size_t k = 0; k < sizeof(used) / sizeof(used[0]); k++) {
+            const char *users[2];
+            size_t nu = used[k] < 0 ? 0 : column_users(m, a, b, f, d, used[k], users);
+            for (size_t u = 0; u < nu; u++) {
+                col_t *col = &cols[used[k]];
+                if (col->type == NULL)
+                    col->type = users[u];
+                else if (strcmp(col->type, users[u]) != 0)
+                    col->multi = true;
+            }
         }
-        cols[c].multi = nn > 1;
     }
     return n;
 }
@@ -230,7 +233,8 @@ const bp_acc_t *bp_scan_acc(const bp_scan_metric_t *sm, uint32_t series, uint32_
 }
 
 /* Appends "name=value" with ',' '=' '%' escaped as the SQL version did, so keys stay what they
- * were; a value is cut at KEY_VALUE_MAX bytes (at a character boundary) so no payload can make
+ * were; a value longer than KEY_VALUE_MAX bytes is cut (at a character boundary) and ends in a
+ * hash of all of it, so no payload can make
  * a key too long for the index. */
 static int append_dim(bp_buf_t *key, const char *name, const char *v, size_t len, bool null)
 {
@@ -250,16 +254,20 @@ static int append_dim(bp_buf_t *key, const char *name, const char *v, size_t len
         i = run + 1;
     }
     if (rc == 0 && key->len - start > KEY_VALUE_MAX) {
-        /* cut, then drop a partial escape or UTF-8 sequence at the cut */
-        size_t j = start + KEY_VALUE_MAX;
-        if (j >= start + 1 && key->base[j - 1] == '%')
+        /* cut, then drop a partial escape or UTF-8 sequence at the cut; a hash of the whole
+         * value keeps two long values that share the kept part apart */
+        size_t j = start + KEY_VALUE_MAX - 17;
+        if (key->base[j - 1] == '%')
             j -= 1;
-        else if (j >= start + 2 && key->base[j - 2] == '%')
+        else if (key->base[j - 2] == '%')
             j -= 2;
         while (j > start && ((unsigned char)key->base[j] & 0xC0) == 0x80)
             j--;
+        uint64_t h = 1469598103934665603ULL;
+        for (size_t k = 0; k < len; k++)
+            h = (h ^ (unsigned char)v[k]) * 1099511628211ULL;
         key->len = j;
-        key->base[j] = '\0';
+        rc = bp_buf_appendf(key, "~%016" PRIx64, h);
     }
     return rc;
 }

@@ -40,14 +40,25 @@ int bp_series_load(bp_db_t *db, const char *const *metrics, size_t n, bp_series_
     if (rc != 0)
         return rc;
     size_t rows = (size_t)PQntuples(res);
-    for (size_t k = 0; k < n; k++) {
-        out[k].names = calloc(rows + 1, sizeof(char *));
-        out[k].last_seen = calloc(rows + 1, sizeof(int64_t));
-        if (out[k].names == NULL || out[k].last_seen == NULL) {
-            rc = bp_err_set(err, BP_ENOMEM, "out of memory");
-            goto out;
-        }
+    size_t *count = calloc(n + 1, sizeof(size_t));
+    if (count == NULL) {
+        rc = bp_err_set(err, BP_ENOMEM, "out of memory");
+        goto out;
     }
+    for (size_t r = 0; r < rows; r++) {
+        long long i = bp_db_int(res, (int)r, "i") - 1;
+        if (i >= 0 && (size_t)i < n)
+            count[i]++;
+    }
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        out[k].names = calloc(count[k] + 1, sizeof(char *));
+        out[k].last_seen = calloc(count[k] + 1, sizeof(int64_t));
+        if (out[k].names == NULL || out[k].last_seen == NULL)
+            rc = bp_err_set(err, BP_ENOMEM, "out of memory");
+    }
+    free(count);
+    if (rc != 0)
+        goto out;
     for (size_t r = 0; r < rows; r++) {
         long long i = bp_db_int(res, (int)r, "i") - 1;
         if (i < 0 || (size_t)i >= n)

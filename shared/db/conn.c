@@ -239,7 +239,7 @@ int bp_db_exec_count(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *p
     return rc;
 }
 
-int bp_db_copy_in(bp_db_t *db, const char *sql, const char *data, size_t len, bp_err_t *err)
+int bp_db_copy_begin(bp_db_t *db, const char *sql, bp_err_t *err)
 {
     int rc = usable(db, err);
     if (rc != 0)
@@ -248,21 +248,35 @@ int bp_db_copy_in(bp_db_t *db, const char *sql, const char *data, size_t len, bp
     if (r == NULL || PQresultStatus(r) != PGRES_COPY_IN)
         return fail_result(db, r, "copy", err);
     PQclear(r);
-    const char *failed = NULL;
-    /* in pieces: libpq queues what the socket does not take, and 1 MB keeps that bounded */
-    for (size_t at = 0; failed == NULL && at < len; at += 1u << 20) {
+    return 0;
+}
+
+int bp_db_copy_put(bp_db_t *db, const char *data, size_t len, bp_err_t *err)
+{
+    /* in pieces: libpq queues what the socket does not take, 1 MB at a time keeps that bounded */
+    for (size_t at = 0; at < len; at += 1u << 20) {
         size_t n = len - at < (1u << 20) ? len - at : (1u << 20);
         if (PQputCopyData(db->conn, data + at, (int)n) != 1)
-            failed = "copy data not sent";
+            return set_pq_err(err, BP_EDB, "copy data not sent", PQerrorMessage(db->conn));
     }
-    if (PQputCopyEnd(db->conn, failed) != 1 && failed == NULL)
-        failed = "copy end not sent";
-    r = PQgetResult(db->conn);
+    return 0;
+}
+
+int bp_db_copy_end(bp_db_t *db, const char *failure, bp_err_t *err)
+{
+    if (PQputCopyEnd(db->conn, failure) != 1 && failure == NULL)
+        return fail_result(db, NULL, "copy end not sent", err);
+    PGresult *r = PQgetResult(db->conn);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     for (PGresult *more; (more = PQgetResult(db->conn)) != NULL;)
         PQclear(more);
-    if (st != PGRES_COMMAND_OK)
+    if (st != PGRES_COMMAND_OK) {
+        if (failure != NULL) { /* aborted on purpose: the caller's error stands */
+            PQclear(r);
+            return BP_EINTERNAL;
+        }
         return fail_result(db, r, "copy", err);
+    }
     PQclear(r);
     return 0;
 }

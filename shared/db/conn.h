@@ -74,11 +74,16 @@ int bp_db_query_bin(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *pa
 int bp_db_exec_count(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *params, long *affected,
                      bp_err_t *err);
 
-/* Runs a fixed `COPY table (columns) FROM STDIN` (sql: static text, never input) and streams
- * data[0..len) to it: rows in COPY's text format, which the caller escapes. The fastest way to
- * insert many rows (bulk aggregation). 0, or the error of the COPY (e.g. BP_EINTERNAL for a
- * unique violation; nothing of it is inserted). */
-int bp_db_copy_in(bp_db_t *db, const char *sql, const char *data, size_t len, bp_err_t *err);
+/* Bulk insert, the fastest way to add many rows: bp_db_copy_begin runs a fixed
+ * `COPY table (columns) FROM STDIN` (sql: static text, never input); bp_db_copy_put streams
+ * rows in COPY's text format (the caller escapes them), in pieces of any size;
+ * bp_db_copy_end finishes it, or with failure non-NULL aborts it (what was sent is dropped).
+ * After a successful begin, call end exactly once, whatever put returned. Errors: BP_EDB when
+ * the connection fails, BP_EINTERNAL for a refused row (e.g. a unique violation); the COPY's
+ * rows are then not inserted, and the caller's transaction has failed (roll it back). */
+int bp_db_copy_begin(bp_db_t *db, const char *sql, bp_err_t *err);
+int bp_db_copy_put(bp_db_t *db, const char *data, size_t len, bp_err_t *err);
+int bp_db_copy_end(bp_db_t *db, const char *failure, bp_err_t *err);
 
 /* A value of a BP_DB_BINARY result: int8 (and timestamptz: microseconds since 2000-01-01 UTC),
  * float8. p is PQgetvalue's, 8 bytes in network order. */

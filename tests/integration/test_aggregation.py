@@ -194,6 +194,43 @@ class BoundedRounds(harness.TestCase):
             self.assertEqual(bad[:5], [], f"{name}: {len(bad)} mismatches")
 
 
+class BoundedPoints(harness.TestCase):
+
+    def test_many_series_over_a_long_window_are_written_in_several_rounds_all_right(self):
+        end = harness.last_closed_minute()
+        start = end - datetime.timedelta(minutes=MINUTES)
+        load_events(self.db, start, users=400)  # ~400 user series x 180 minutes, zero-filled
+        metrics = {"metrics": [{"name": "logins_by_user", "kind": "count", "event_type": "login",
+                                "dimensions": ["user_id"], "max_series": 100000}]}
+        aggregate = self.service("aggregate", BIZPULSE_METRICS=write_metrics(self, metrics),
+                                 BIZPULSE_AGG_MAX_POINTS="20000")
+        res = aggregate.scheduler_tick()
+        self.assertEqual(res.status, 200, res)
+        m = res.json()["metrics"][0]
+        self.assertGreater(m["batches"], 3, m)
+        self.assertTrue(m["caught_up"], m)
+        wrong = self.db.value("""
+            WITH o AS (SELECT 'user_id=' || (payload->>'user_id') AS s, date_trunc('minute', event_timestamp) AS ts,
+                              count(*)::float8 AS n
+                       FROM business_events WHERE event_type = 'login' GROUP BY 1, 2
+                       UNION ALL
+                       SELECT '', date_trunc('minute', event_timestamp), count(*)::float8
+                       FROM business_events WHERE event_type = 'login' GROUP BY 2),
+                 a AS (SELECT series, metric_timestamp, metric_value FROM aggregated_metrics
+                       WHERE metric_name = 'logins_by_user' AND metric_value > 0)
+            SELECT count(*) FROM o FULL JOIN a ON a.series = o.s AND a.metric_timestamp = o.ts
+            WHERE a.metric_value IS DISTINCT FROM o.n""")
+        self.assertEqual(wrong, "0", "stored counts differ from the events")
+        totals = self.db.value("SELECT count(*) FROM aggregated_metrics WHERE metric_name = 'logins_by_user' "
+                               "AND series = '' AND metric_timestamp >= :'s'::timestamptz "
+                               "AND metric_timestamp < :'e'::timestamptz", s=rfc3339(start), e=rfc3339(end))
+        self.assertEqual(totals, str(MINUTES), "every minute's total, zero-filled")
+        # every series is zero-filled from the round it first appears in: no interval stored twice
+        dup = self.db.value("SELECT count(*) FROM (SELECT series, metric_timestamp FROM aggregated_metrics "
+                            "WHERE metric_name = 'logins_by_user' GROUP BY 1, 2 HAVING count(*) > 1) d")
+        self.assertEqual(dup, "0")
+
+
 class LateData(harness.TestCase):
 
     def test_a_late_event_revises_its_interval_and_the_event_names_the_revised_window(self):

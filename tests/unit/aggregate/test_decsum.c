@@ -1,6 +1,7 @@
 /* Sums must equal PostgreSQL's sum(numeric)::float8: exact decimal addition, one rounding. */
 #include <float.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "decsum.h"
 #include "../test.h"
@@ -57,6 +58,31 @@ static void test_beyond_128_bits_the_sum_continues_approximately(void)
     CHECK_NEAR(sum_of(w, 2) / 1.234567890123456789e39, 1.0, 1e-12);
 }
 
+static void test_numbers_of_hundreds_of_digits_keep_their_magnitude(void)
+{
+    /* numeric::text never uses an exponent: 1e299 arrives as 300 digits */
+    char big[1100];
+    big[0] = '1';
+    memset(big + 1, '0', 299);
+    big[300] = '\0';
+    bp_decsum_t s = BP_DECSUM_INIT;
+    CHECK(bp_decsum_add(&s, big, strlen(big)));
+    CHECK_NEAR(bp_decsum_value(&s) / 1e299, 1.0, 1e-12);
+    memset(big + 1, '0', 999);
+    big[1000] = '\0';
+    s = BP_DECSUM_INIT;
+    CHECK(bp_decsum_add(&s, big, strlen(big)));
+    CHECK(isinf(bp_decsum_value(&s))); /* beyond float8: the caller stores no value */
+    s = BP_DECSUM_INIT;
+    CHECK(bp_decsum_add(&s, "1e400", 5));
+    CHECK(isinf(bp_decsum_value(&s)));
+    /* many digits after the point */
+    s = BP_DECSUM_INIT;
+    const char *pi = "3.14159265358979323846264338327950288419716939937510582097494459";
+    CHECK(bp_decsum_add(&s, pi, strlen(pi)));
+    CHECK_NEAR(bp_decsum_value(&s), 3.141592653589793, 1e-15);
+}
+
 static void test_merging_two_sums_equals_summing_all(void)
 {
     bp_decsum_t a = BP_DECSUM_INIT, b = BP_DECSUM_INIT, all = BP_DECSUM_INIT;
@@ -76,6 +102,7 @@ int main(void)
     RUN(test_scales_signs_and_exponents_align);
     RUN(test_text_that_is_not_a_number_is_refused_and_not_counted);
     RUN(test_beyond_128_bits_the_sum_continues_approximately);
+    RUN(test_numbers_of_hundreds_of_digits_keep_their_magnitude);
     RUN(test_merging_two_sums_equals_summing_all);
     TEST_DONE();
 }

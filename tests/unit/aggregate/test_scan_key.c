@@ -40,7 +40,7 @@ static void test_separators_inside_values_are_escaped(void)
     bp_buf_free(&key);
 }
 
-static void test_long_values_are_cut_at_a_character_boundary(void)
+static void test_long_values_are_cut_at_a_character_boundary_and_stay_apart(void)
 {
     bp_buf_t key;
     bp_buf_init(&key, 1u << 16);
@@ -52,15 +52,28 @@ static void test_long_values_are_cut_at_a_character_boundary(void)
     const char *names[] = {"n"}, *values[] = {v};
     key_of(&key, names, values, 1);
     CHECK(key.len <= 2 + KEY_VALUE_MAX);
-    CHECK((key.len - 2) % 2 == 0);
-    /* and an escape is never cut in half */
+    CHECK(key.base[key.len - 17] == '~');
+    CHECK((key.len - 2 - 17) % 2 == 0);
+    /* an escape is never cut in half */
     char pct[400];
     memset(pct, '%', sizeof(pct) - 1);
     pct[sizeof(pct) - 1] = '\0';
     values[0] = pct;
     key_of(&key, names, values, 1);
-    CHECK((key.len - 2) % 3 == 0);
-    CHECK(key.base[key.len - 1] == '5');
+    CHECK((key.len - 2 - 17) % 3 == 0);
+    CHECK(key.base[key.len - 18] == '5');
+    /* two values alike in their first 300 bytes are two series */
+    char a[320], b[320], ka[400];
+    memset(a, 'L', 319);
+    memset(b, 'L', 319);
+    a[318] = '1';
+    b[318] = '2';
+    a[319] = b[319] = '\0';
+    values[0] = a;
+    snprintf(ka, sizeof(ka), "%s", key_of(&key, names, values, 1));
+    values[0] = b;
+    CHECK(strcmp(ka, key_of(&key, names, values, 1)) != 0);
+    CHECK(strlen(ka) == key.len);
     bp_buf_free(&key);
 }
 
@@ -68,6 +81,6 @@ int main(void)
 {
     RUN(test_keys_read_name_equals_value_joined_by_commas);
     RUN(test_separators_inside_values_are_escaped);
-    RUN(test_long_values_are_cut_at_a_character_boundary);
+    RUN(test_long_values_are_cut_at_a_character_boundary_and_stay_apart);
     TEST_DONE();
 }
