@@ -10,8 +10,10 @@
  *
  * bp_points_sync reads what is stored for those rows (one statement for every metric of the
  * scan), marks the points whose value, parts or event count differ or are missing, and writes
- * exactly those (one upsert). The caller holds the metrics' locks, so nothing else writes
- * these rows in between.
+ * exactly those: new ones by COPY when there are many (a catch-up), the rest by upsert, both in
+ * bounded pieces. The caller holds the metrics' locks, so nothing else writes these rows in
+ * between (a row written by hand meanwhile fails the COPY: the round rolls back, the next
+ * one compares it).
  *
  * bp_metric_points_t owns its arrays; bp_points_free releases them.
  */

@@ -9,8 +9,11 @@
  * counting, summing (exactly, decsum.h), distinct sets and dimension keys are done here, in C,
  * for every metric at once: per-metric SQL read the same rows once per metric.
  *
- * The window is read in chunks of whole intervals sized to about SCAN_CHUNK_ROWS events, so
- * a day's catch-up batch never holds a day of events in one libpq result.
+ * The window is read in chunks of whole intervals sized to about 100 k events, so a day's
+ * catch-up batch never holds a day of events in one libpq result. When there is more than one
+ * chunk, a second thread (internal, joined before bp_scan_run returns) accumulates chunk k
+ * while PostgreSQL produces chunk k+1. A scan row's columns are read by position: they are
+ * the plan's (type, timestamp, then one per planned column), not names.
  *
  * All metrics of a group share the window and interval. Accumulators are keyed by (series,
  * interval); series id 0 is the total (''). bp_scan_t owns everything it points to except
