@@ -360,10 +360,10 @@ int bp_points_sync(bp_db_t *db, const bp_scan_t *scan, bp_metric_points_t *mp, b
     for (size_t i = 0; i < scan->num_metrics; i++)
         for (size_t j = 0; j < mp[i].n; j++)
             fresh += selected(&mp[i].pts[j], 0);
-    if (fresh >= COPY_MIN)
-        rc = (rc = copy_new(db, scan, mp, err)) != 0 ? rc : write_changed(db, scan, mp, 1, err);
-    else
+    if (fresh < COPY_MIN)
         rc = write_changed(db, scan, mp, 2, err);
+    else if ((rc = copy_new(db, scan, mp, err)) == 0)
+        rc = write_changed(db, scan, mp, 1, err);
 out:
     PQclear(res);
     if (where != NULL)
