@@ -56,6 +56,42 @@ ORACLE = {
 }
 
 
+# Kinds with dimensions the first set lacks, a ratio over one event type, an hourly interval.
+METRICS_MORE = {"metrics": [
+    {"name": "users_by_country", "kind": "distinct", "event_type": "login", "field": "user_id",
+     "dimensions": ["country"]},
+    {"name": "revenue_by_currency", "kind": "sum", "event_type": "order_placed", "field": "amount",
+     "dimensions": ["currency"]},
+    {"name": "eur_share", "kind": "ratio",
+     "numerator": {"event_type": "order_placed", "filter": {"currency": "EUR"}},
+     "denominator": {"event_type": "order_placed"}},
+    {"name": "attempts_1h", "kind": "count", "event_type": "registration_attempt", "interval": "1h"},
+]}
+
+ORACLE_MORE = {
+    "users_by_country": """
+        SELECT CASE WHEN grouping(c) = 1 THEN '' ELSE 'country=' || c END, ts,
+               count(DISTINCT u)::float8, NULL, NULL
+        FROM (SELECT date_trunc('minute', event_timestamp) AS ts, payload->>'country' AS c,
+                     payload->>'user_id' AS u FROM business_events WHERE event_type = 'login') e
+        GROUP BY GROUPING SETS ((ts), (c, ts))""",
+    "revenue_by_currency": """
+        SELECT CASE WHEN grouping(c) = 1 THEN '' ELSE 'currency=' || c END, ts,
+               coalesce(sum(CASE WHEN a ~ '^[0-9]+(\\.[0-9]+)?$' THEN a::numeric END), 0)::float8, NULL, NULL
+        FROM (SELECT date_trunc('minute', event_timestamp) AS ts, payload->>'currency' AS c,
+                     payload->>'amount' AS a FROM business_events WHERE event_type = 'order_placed') e
+        GROUP BY GROUPING SETS ((ts), (c, ts))""",
+    "eur_share": """
+        SELECT '', date_trunc('minute', event_timestamp),
+               (count(*) FILTER (WHERE payload @> '{"currency": "EUR"}'))::float8 / count(*),
+               count(*) FILTER (WHERE payload @> '{"currency": "EUR"}'), count(*)
+        FROM business_events WHERE event_type = 'order_placed' GROUP BY 2""",
+    "attempts_1h": """
+        SELECT '', date_trunc('hour', event_timestamp), count(*)::float8, NULL, NULL
+        FROM business_events WHERE event_type = 'registration_attempt' GROUP BY 2""",
+}
+
+
 def write_metrics(test, metrics):
     path = os.path.join(test.log_dir, "metrics.json")
     with open(path, "w") as f:
@@ -94,7 +130,8 @@ def stored(db, metric):
 
 
 def oracle(db, metric):
-    rows = db.sql(f"SELECT s, extract(epoch FROM ts)::bigint, v, n, d FROM ({ORACLE[metric]}) AS o(s, ts, v, n, d)")
+    sql = ORACLE[metric] if metric in ORACLE else ORACLE_MORE[metric]
+    rows = db.sql(f"SELECT s, extract(epoch FROM ts)::bigint, v, n, d FROM ({sql}) AS o(s, ts, v, n, d)")
     return {(r[0], int(r[1])): tuple(None if x is None else float(x) for x in r[2:]) for r in rows}
 
 
@@ -172,6 +209,33 @@ class Kinds(harness.TestCase):
             self.assertLessEqual(m["changed"], newly_closed // interval, again)
         self.assertEqual(len(self.db.sql("SELECT 1 FROM outbox")),
                          len(ORACLE) + sum(1 for m in again if m["changed"] > 0))
+
+
+class MoreKinds(harness.TestCase):
+
+    def test_distinct_and_sum_by_dimension_a_one_type_ratio_and_an_hourly_count_equal_the_sql_oracle(self):
+        end = harness.last_closed_minute()
+        start = end - datetime.timedelta(minutes=MINUTES)
+        load_events(self.db, start)
+        aggregate = self.service("aggregate", BIZPULSE_METRICS=write_metrics(self, METRICS_MORE))
+        res = aggregate.scheduler_tick()
+        self.assertEqual(res.status, 200, res)
+        for name in ("users_by_country", "revenue_by_currency", "eur_share"):
+            zero = None if name == "eur_share" else 0.0
+            bad = mismatches(self.db, name, start, end, 60, zero)
+            self.assertEqual(bad[:5], [], f"{name}: {len(bad)} mismatches")
+        # whole hours only: the window's first and last hours are partial
+        hour = datetime.timedelta(hours=1)
+        first = start.replace(minute=0, second=0, microsecond=0) + hour
+        last = end.replace(minute=0, second=0, microsecond=0)
+        self.assertGreaterEqual(last - first, hour)
+        bad = mismatches(self.db, "attempts_1h", first, last, 3600)
+        self.assertEqual(bad[:5], [], f"attempts_1h: {len(bad)} mismatches")
+        # a distinct count by dimension is not the sum of its series: the total counts each user once
+        total = stored(self.db, "users_by_country")
+        some = next(ts for (s, ts), v in total.items() if s == "" and v[0] > 0)
+        parts = sum(v[0] for (s, ts), v in total.items() if s != "" and ts == some)
+        self.assertLessEqual(total[("", some)][0], parts)
 
 
 class BoundedRounds(harness.TestCase):
