@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "points.h"
+#include "prefetch.h"
 #include "scan.h"
 #include "cloudevents.h"
 #include "json.h"
@@ -402,13 +403,32 @@ static int gather_changes(bp_worker_t *w, const bp_scan_t *scan, const bp_metric
     return rc;
 }
 
+/* Where the batch that starts at from ends: on the next multiple of the batch length, so
+ * metrics that started at different times share windows (and one scan) from their second
+ * batch on; or at end, when that is nearer. */
+static int64_t batch_end(int64_t from, int64_t end, int interval_s)
+{
+    int64_t span = BP_AGG_BATCH_INTERVALS * (int64_t)interval_s;
+    return end - from > span ? bp_time_floor(from, span) + span : end;
+}
+
+/* Catch-up rounds read ahead (prefetch.h): the next round's scan of this group, when there is
+ * a next round and time for it. */
+typedef struct {
+    bp_prefetch_t *pf;
+    int64_t end;         /* the group's closed intervals end here */
+    int64_t deadline_ms; /* no read-ahead after this (the tick's budget) */
+} ahead_t;
+
 /* Recomputes the windows of metrics ms[0..n) (one interval, one [from, to)) inside the
- * caller's transaction, which holds their locks: one scan of the events, the cap, one
- * comparison with what is stored, one write of what changed, one update of the series
- * registry, one insert of the events (one per changed metric). A window may end earlier than
- * asked (scan.h's event limit, bound_points): wins[i]->to and ->done say where it did. */
+ * caller's transaction, which holds their locks: one scan of the events (or the one read
+ * ahead for exactly this window), the cap, one comparison with what is stored, one write of
+ * what changed, one update of the series registry, one insert of the events (one per changed
+ * metric). A window may end earlier than asked (scan.h's event limit, bound_points):
+ * wins[i]->to and ->done say where it did. ahead may be NULL (no read-ahead). */
 static int compute_group(bp_worker_t *w, const bp_metric_t *const *ms, window_t *const *wins,
-                         const int64_t *revised_before, size_t n, const bp_agg_options_t *o, bp_err_t *err)
+                         const int64_t *revised_before, size_t n, const bp_agg_options_t *o,
+                         const ahead_t *ahead, bp_err_t *err)
 {
     bp_db_t *db = w->db;
     bp_scan_t scan;
@@ -419,16 +439,24 @@ static int compute_group(bp_worker_t *w, const bp_metric_t *const *ms, window_t 
     bp_buf_t *data = calloc(n + 1, sizeof(bp_buf_t));
     const char **seen_m = NULL, **seen_s = NULL;
     size_t nseen = 0, nev = 0;
-    int rc = bp_scan_init(&scan, ms, n, wins[0]->from, wins[0]->to, err);
+    int rc = 0;
+    if (ahead == NULL || !bp_prefetch_take(ahead->pf, ms, n, wins[0]->from, wins[0]->to, &scan, &rc, err)) {
+        rc = bp_scan_init(&scan, ms, n, wins[0]->from, wins[0]->to, err);
+        scan.max_events = (uint64_t)o->max_events;
+        if (rc == 0)
+            rc = bp_scan_run(db, w->app->config, &scan, err);
+    }
     if (rc == 0 && (mp == NULL || grids == NULL || evs == NULL || ids == NULL || data == NULL))
         rc = bp_err_set(err, BP_ENOMEM, "out of memory");
-    scan.max_events = (uint64_t)o->max_events;
-    if (rc == 0)
-        rc = bp_scan_run(db, w->app->config, &scan, err);
     if (rc == 0)
         rc = cap_all(db, &scan, o, wins, grids, err);
     if (rc == 0)
         bound_points(&scan, grids, (uint64_t)o->max_points);
+    /* the next round's events are read while this one writes (a failure there only means
+     * the next round scans by itself) */
+    if (rc == 0 && ahead != NULL && scan.to < ahead->end && mono_ms() < ahead->deadline_ms)
+        bp_prefetch_start(ahead->pf, w->app->config, ms, n, scan.to,
+                          batch_end(scan.to, ahead->end, ms[0]->interval_s), (uint64_t)o->max_events);
     for (size_t i = 0; rc == 0 && i < n && scan.to < wins[i]->to; i++) {
         wins[i]->to = scan.to; /* the rest is the next round's */
         wins[i]->done = false;
@@ -549,7 +577,8 @@ static int place(bp_db_t *db, track_t *t, const bp_agg_options_t *o, bp_err_t *e
 /* One transaction of a tick, for every metric not done yet: try-lock them all and read their
  * watermarks (one round trip each), recompute one batch (at most BP_AGG_BATCH_INTERVALS
  * intervals) of every locked metric, advance their watermarks in one statement, commit once. */
-static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_options_t *o, bp_err_t *err)
+static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_options_t *o, bp_prefetch_t *pf,
+                      int64_t deadline_ms, bp_err_t *err)
 {
     bp_db_t *db = w->db;
     size_t na = 0;
@@ -602,12 +631,8 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
         track_t *t = &ts[act[k]];
         if (!t->locked || t->win.from >= t->end)
             continue;
-        int64_t span = BP_AGG_BATCH_INTERVALS * (int64_t)t->m->interval_s;
         t->work = true;
-        /* A catch-up's batches end on multiples of the batch length, so metrics that started
-         * at different times (their first events, a metric added later) share windows from
-         * their second batch on, and with them one pass over the events. */
-        t->win.to = t->end - t->win.from > span ? bp_time_floor(t->win.from, span) + span : t->end;
+        t->win.to = batch_end(t->win.from, t->end, t->m->interval_s);
         t->win.done = t->win.to == t->end;
         bp_buf_init(&t->win.revised, 16384);
     }
@@ -626,7 +651,8 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
                 grev[g++] = u->wm;
             }
         }
-        rc = compute_group(w, gm, gw, grev, g, o, err);
+        ahead_t ahead = {pf, t->end, deadline_ms};
+        rc = compute_group(w, gm, gw, grev, g, o, pf ? &ahead : NULL, err);
     }
     if (rc != 0)
         goto fail;
@@ -725,14 +751,16 @@ int bp_agg_tick(bp_worker_t *w, const bp_agg_options_t *opts, bp_buf_t *out, bp_
         ts[i].m = &cfg->metrics[i];
     int rc = 0;
     bool pending = n > 0;
+    bp_prefetch_t pf = {0};
     /* Every metric gets at least one round; no new round starts after the budget. */
     for (bool first = true; rc == 0 && pending && (first || mono_ms() - start < opts->budget_ms);
          first = false) {
-        rc = tick_round(w, ts, n, opts, err);
+        rc = tick_round(w, ts, n, opts, &pf, start + opts->budget_ms, err);
         pending = false;
         for (size_t i = 0; i < n; i++)
             pending |= !ts[i].done;
     }
+    bp_prefetch_free(&pf);
     if (rc == 0)
         rc = bp_buf_append(out, "[", 1);
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -782,7 +810,7 @@ int bp_agg_backfill(bp_worker_t *w, const bp_metric_t *m, int64_t from, int64_t 
             const bp_metric_t *gm[] = {m};
             window_t *gw[] = {&win};
             const int64_t grev[] = {INT64_MAX};
-            rc = compute_group(w, gm, gw, grev, 1, opts, err);
+            rc = compute_group(w, gm, gw, grev, 1, opts, NULL, err);
         }
         if (rc == 0)
             rc = bp_db_commit(w->db, err);
