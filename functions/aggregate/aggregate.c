@@ -65,7 +65,7 @@ int bp_agg_options_from_env(bp_agg_options_t *opts, bp_err_t *err)
             0 ||
         (rc = bp_config_env_int("BIZPULSE_AGG_SERIES_TTL_S", 86400, 60, 366L * 86400, &ttl, err)) != 0 ||
         (rc = bp_config_env_int("BIZPULSE_AGG_BUDGET_MS", 20000, 100, 600000, &budget, err)) != 0 ||
-        (rc = bp_config_env_int("BIZPULSE_AGG_MAX_EVENTS", 1000000, 1000, 1000000000, &max_events, err)) !=
+        (rc = bp_config_env_int("BIZPULSE_AGG_MAX_EVENTS", 2000000, 1000, 1000000000, &max_events, err)) !=
             0 ||
         (rc = bp_config_env_int("BIZPULSE_AGG_MAX_POINTS", 500000, 1000, 1000000000, &max_points, err)) != 0)
         return rc;
