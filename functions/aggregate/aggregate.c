@@ -440,7 +440,7 @@ static int compute_group(bp_worker_t *w, const bp_metric_t *const *ms, window_t 
     const char **seen_m = NULL, **seen_s = NULL;
     size_t nseen = 0, nev = 0;
     int rc = 0;
-    if (ahead == NULL || !bp_prefetch_take(ahead->pf, ms, n, wins[0]->from, wins[0]->to, &scan, &rc, err)) {
+    if (ahead == NULL || !bp_prefetch_take(ahead->pf, ms, n, wins[0]->from, wins[0]->to, &scan)) {
         rc = bp_scan_init(&scan, ms, n, wins[0]->from, wins[0]->to, err);
         scan.max_events = (uint64_t)o->max_events;
         if (rc == 0)
@@ -453,10 +453,10 @@ static int compute_group(bp_worker_t *w, const bp_metric_t *const *ms, window_t 
     if (rc == 0)
         bound_points(&scan, grids, (uint64_t)o->max_points);
     /* the next round's events are read while this one writes (a failure there only means
-     * the next round scans by itself) */
-    if (rc == 0 && ahead != NULL && scan.to < ahead->end && mono_ms() < ahead->deadline_ms)
-        bp_prefetch_start(ahead->pf, w->app->config, ms, n, scan.to,
-                          batch_end(scan.to, ahead->end, ms[0]->interval_s), (uint64_t)o->max_events);
+     * the next round scans by itself); not the last batch, read in its own round */
+    int64_t next_to = ahead != NULL ? batch_end(scan.to, ahead->end, ms[0]->interval_s) : 0;
+    if (rc == 0 && ahead != NULL && next_to < ahead->end && mono_ms() < ahead->deadline_ms)
+        bp_prefetch_start(ahead->pf, w->app->config, ms, n, scan.to, next_to, (uint64_t)o->max_events);
     for (size_t i = 0; rc == 0 && i < n && scan.to < wins[i]->to; i++) {
         wins[i]->to = scan.to; /* the rest is the next round's */
         wins[i]->done = false;
@@ -636,6 +636,19 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
         t->win.done = t->win.to == t->end;
         bp_buf_init(&t->win.revised, 16384);
     }
+    /* one read-ahead slot: only a round of one group uses it (prefetch.h) */
+    bool one_group = true;
+    const track_t *lead = NULL;
+    for (size_t k = 0; k < na; k++) {
+        const track_t *t = &ts[act[k]];
+        if (!t->work)
+            continue;
+        if (lead == NULL)
+            lead = t;
+        else if (t->m->interval_s != lead->m->interval_s || t->win.from != lead->win.from ||
+                 t->win.to != lead->win.to)
+            one_group = false;
+    }
     for (size_t k = 0; rc == 0 && k < na; k++) {
         track_t *t = &ts[act[k]];
         if (!t->work || t->grouped)
@@ -652,7 +665,7 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
             }
         }
         ahead_t ahead = {pf, t->end, deadline_ms};
-        rc = compute_group(w, gm, gw, grev, g, o, pf ? &ahead : NULL, err);
+        rc = compute_group(w, gm, gw, grev, g, o, pf && one_group ? &ahead : NULL, err);
     }
     if (rc != 0)
         goto fail;

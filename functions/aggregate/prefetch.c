@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 static void *run(void *arg)
 {
     bp_prefetch_t *pf = arg;
@@ -50,7 +52,7 @@ int bp_prefetch_start(bp_prefetch_t *pf, const bp_config_t *cfg, const bp_metric
 }
 
 bool bp_prefetch_take(bp_prefetch_t *pf, const bp_metric_t *const *ms, size_t n, int64_t from, int64_t to,
-                      bp_scan_t *out, int *rc, bp_err_t *err)
+                      bp_scan_t *out)
 {
     bool match = pf->running && pf->n == n && pf->from == from && pf->to == to &&
                  memcmp(pf->ms, ms, n * sizeof(*ms)) == 0;
@@ -59,11 +61,14 @@ bool bp_prefetch_take(bp_prefetch_t *pf, const bp_metric_t *const *ms, size_t n,
         bp_scan_free(&pf->scan);
         return false;
     }
+    if (pf->rc != 0) {
+        /* e.g. the second connection refused (a connection limit): the round scans itself */
+        bp_log(BP_LOG_WARNING, "aggregate read-ahead failed, scanning in the round: %s", pf->err.msg);
+        bp_scan_free(&pf->scan);
+        return false;
+    }
     *out = pf->scan;
     memset(&pf->scan, 0, sizeof(pf->scan));
-    *rc = pf->rc;
-    if (pf->rc != 0 && err != NULL)
-        *err = pf->err;
     return true;
 }
 

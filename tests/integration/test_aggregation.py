@@ -258,6 +258,35 @@ class BoundedRounds(harness.TestCase):
             self.assertEqual(bad[:5], [], f"{name}: {len(bad)} mismatches")
 
 
+class ReadAheadRefused(harness.TestCase):
+
+    def test_a_catch_up_whose_second_connection_is_refused_scans_in_its_rounds_and_finishes(self):
+        # A role allowed one connection: the read-ahead's second one is refused (prefetch.h).
+        role = "bp_agg_" + str(os.getpid())
+        self.db.sql(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 1; GRANT ALL ON SCHEMA public TO "{role}"; '
+                    f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"; '
+                    f'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "{role}";')
+        self.addCleanup(lambda: self.db.sql(f'DROP OWNED BY "{role}"; DROP ROLE "{role}";'))
+        end = harness.last_closed_minute()
+        minutes = 3 * 1440  # batches end on midnights: the middle ones are read ahead
+        start = end - datetime.timedelta(minutes=minutes)
+        load_events(self.db, start, minutes=minutes, per_minute=4)
+        aggregate = self.service("aggregate", start=False, BIZPULSE_METRICS=write_metrics(self, METRICS),
+                                 PGUSER=role, BIZPULSE_LOG_LEVEL="warning")
+        proc = subprocess.run([harness.binary("aggregate"), "tick"], env=aggregate.env, capture_output=True,
+                              text=True, timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        out = json.loads(proc.stdout.strip().splitlines()[-1])  # the result follows the log lines
+        self.assertTrue(all(m["caught_up"] for m in out), out)
+        self.assertGreaterEqual(max(m["batches"] for m in out), 3, out)
+        self.assertIn("read-ahead failed", proc.stdout + proc.stderr)
+        for name in ORACLE:
+            interval = 300 if name == "orders_5m" else 60
+            zero = None if name == "success_rate" else 0.0
+            bad = mismatches(self.db, name, start, end, interval, zero)
+            self.assertEqual(bad[:5], [], f"{name}: {len(bad)} mismatches")
+
+
 class BoundedPoints(harness.TestCase):
 
     def test_many_series_over_a_long_window_are_written_in_several_rounds_all_right(self):
