@@ -574,6 +574,12 @@ static int place(bp_db_t *db, track_t *t, const bp_agg_options_t *o, bp_err_t *e
     return rc;
 }
 
+/* Metrics whose batches share interval and window are computed together (one scan). */
+static bool same_group(const track_t *a, const track_t *b)
+{
+    return a->m->interval_s == b->m->interval_s && a->win.from == b->win.from && a->win.to == b->win.to;
+}
+
 /* One transaction of a tick, for every metric not done yet: try-lock them all and read their
  * watermarks (one round trip each), recompute one batch (at most BP_AGG_BATCH_INTERVALS
  * intervals) of every locked metric, advance their watermarks in one statement, commit once. */
@@ -645,8 +651,7 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
             continue;
         if (lead == NULL)
             lead = t;
-        else if (t->m->interval_s != lead->m->interval_s || t->win.from != lead->win.from ||
-                 t->win.to != lead->win.to)
+        else if (!same_group(t, lead))
             one_group = false;
     }
     for (size_t k = 0; rc == 0 && k < na; k++) {
@@ -656,8 +661,7 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
         size_t g = 0;
         for (size_t j = k; j < na; j++) {
             track_t *u = &ts[act[j]];
-            if (u->work && !u->grouped && u->m->interval_s == t->m->interval_s &&
-                u->win.from == t->win.from && u->win.to == t->win.to) {
+            if (u->work && !u->grouped && same_group(u, t)) {
                 u->grouped = true;
                 gm[g] = u->m;
                 gw[g] = &u->win;
