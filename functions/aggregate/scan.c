@@ -493,7 +493,6 @@ static int read_chunks(bp_db_t *db, const bp_db_stmt_t *stmt, const char **param
         if ((rc = bp_db_query_bin(db, stmt, params, NULL, NULL, BP_DB_BINARY, &res, err)) != 0)
             return rc;
         int nrows = PQntuples(res);
-        scan->queries++;
         scan->events += (uint64_t)nrows;
         if ((rc = h ? hand_over(h, res) : consume(c, res)) != 0)
             return bp_err_set(err, rc, "out of memory aggregating the window");

@@ -56,9 +56,9 @@ typedef struct st_bp_scan_t {
     int interval_s;
     bp_scan_metric_t *metrics;
     size_t num_metrics;
-    bp_strtab_t types;  /* the group's event types */
-    bp_strtab_t values; /* distinct values, shared by the group's metrics */
-    uint64_t events, queries;
+    bp_strtab_t types;   /* the group's event types */
+    bp_strtab_t values;  /* distinct values, shared by the group's metrics */
+    uint64_t events;     /* read so far (against max_events) */
     uint64_t max_events; /* bp_scan_run stops after the chunk that reaches it (0: no limit) */
 } bp_scan_t;
 

@@ -163,6 +163,15 @@ def mismatches(db, metric, start, end, interval=60, zero=0.0):
     return bad
 
 
+def assert_equals_oracle(test, start, end):
+    """Every metric of METRICS stored as its ORACLE says over [start, end)."""
+    for name in ORACLE:
+        interval = 300 if name == "orders_5m" else 60
+        zero = None if name == "success_rate" else 0.0
+        bad = mismatches(test.db, name, start, end, interval, zero)
+        test.assertEqual(bad[:5], [], f"{name}: {len(bad)} mismatches")
+
+
 def close(a, b):
     for x, y in zip(a, b):
         if (x is None) != (y is None):
@@ -183,11 +192,7 @@ class Kinds(harness.TestCase):
         self.assertEqual(res.status, 200, res)
         results = {m["metric"]: m for m in res.json()["metrics"]}
         self.assertEqual(set(results), {m["name"] for m in METRICS["metrics"]})
-        for name in ORACLE:
-            interval = 300 if name == "orders_5m" else 60
-            zero = None if name == "success_rate" else 0.0
-            bad = mismatches(self.db, name, start, end, interval, zero)
-            self.assertEqual(bad[:5], [], f"{name}: {len(bad)} mismatches")
+        assert_equals_oracle(self, start, end)
         # A ratio keeps both parts; the empty minute has a count of 0 and a ratio without value.
         mid = int(start.timestamp()) + MINUTES // 2 * 60
         self.assertEqual(stored(self.db, "signups_de")[("", mid)][0], 0.0)
@@ -251,11 +256,7 @@ class BoundedRounds(harness.TestCase):
         batches = {m["metric"]: m["batches"] for m in res.json()["metrics"]}
         self.assertGreater(batches["signups_de"], 4, batches)
         self.assertTrue(all(m["caught_up"] for m in res.json()["metrics"]), res.json())
-        for name in ORACLE:
-            interval = 300 if name == "orders_5m" else 60
-            zero = None if name == "success_rate" else 0.0
-            bad = mismatches(self.db, name, start, end, interval, zero)
-            self.assertEqual(bad[:5], [], f"{name}: {len(bad)} mismatches")
+        assert_equals_oracle(self, start, end)
 
 
 class ReadAheadRefused(harness.TestCase):
@@ -280,11 +281,7 @@ class ReadAheadRefused(harness.TestCase):
         self.assertTrue(all(m["caught_up"] for m in out), out)
         self.assertGreaterEqual(max(m["batches"] for m in out), 3, out)
         self.assertIn("read-ahead failed", proc.stdout + proc.stderr)
-        for name in ORACLE:
-            interval = 300 if name == "orders_5m" else 60
-            zero = None if name == "success_rate" else 0.0
-            bad = mismatches(self.db, name, start, end, interval, zero)
-            self.assertEqual(bad[:5], [], f"{name}: {len(bad)} mismatches")
+        assert_equals_oracle(self, start, end)
 
 
 class BoundedPoints(harness.TestCase):
@@ -384,10 +381,7 @@ class Replicas(harness.TestCase):
                 res = f.result()
                 statuses.append(res.status)
                 self.assertEqual(res.status, 200, res)
-        for name in ORACLE:
-            interval = 300 if name == "orders_5m" else 60
-            zero = None if name == "success_rate" else 0.0
-            self.assertEqual(mismatches(self.db, name, start, end, interval, zero)[:5], [], name)
+        assert_equals_oracle(self, start, end)
         # Each (source, id) once: concurrent ticks never queued the same change twice.
         dup = self.db.value("SELECT count(*) - count(DISTINCT (ce_source, ce_id)) FROM outbox")
         self.assertEqual(dup, "0")
@@ -483,10 +477,7 @@ class Partitioned(harness.TestCase):
         load_events(self.db, start)
         aggregate = self.service("aggregate", BIZPULSE_METRICS=write_metrics(self, METRICS))
         self.assertEqual(aggregate.scheduler_tick().status, 200)
-        for name in ORACLE:
-            interval = 300 if name == "orders_5m" else 60
-            zero = None if name == "success_rate" else 0.0
-            self.assertEqual(mismatches(self.db, name, start, end, interval, zero)[:5], [], name)
+        assert_equals_oracle(self, start, end)
 
 
 class CatchUpOverStrayRows(harness.TestCase):
