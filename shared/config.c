@@ -314,6 +314,17 @@ int bp_config_load(const char *path, bp_config_t **out, bp_err_t *err)
     return rc;
 }
 
+size_t bp_metric_types(const bp_metric_t *m, const char *out[2])
+{
+    if (m->kind != BP_KIND_RATIO) {
+        out[0] = m->sel.event_type;
+        return 1;
+    }
+    out[0] = m->num.event_type;
+    out[1] = m->den.event_type;
+    return strcmp(out[0], out[1]) == 0 ? 1 : 2;
+}
+
 const bp_metric_t *bp_config_find(const bp_config_t *cfg, const char *name)
 {
     if (cfg == NULL || name == NULL)

@@ -60,6 +60,10 @@ int bp_config_load(const char *path, bp_config_t **out, bp_err_t *err);
 /* Same, from text already in memory (name is used in messages). */
 int bp_config_parse(const char *name, const char *text, size_t len, bp_config_t **out, bp_err_t *err);
 
+/* The distinct event types metric m reads (a ratio's numerator and denominator may differ)
+ * into out; returns how many (1 or 2). The strings are m's. */
+size_t bp_metric_types(const bp_metric_t *m, const char *out[2]);
+
 /* The metric called name, or NULL. */
 const bp_metric_t *bp_config_find(const bp_config_t *cfg, const char *name);
 

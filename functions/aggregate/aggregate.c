@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "counts.h"
 #include "points.h"
 #include "prefetch.h"
 #include "scan.h"
@@ -29,7 +30,8 @@ static const bp_db_stmt_t lock_sql = {
 
 static const bp_db_stmt_t watermark_sql = {
     "bp_agg_watermarks",
-    "SELECT u.i, extract(epoch FROM w.watermark)::bigint AS wm"
+    "SELECT u.i, extract(epoch FROM w.watermark)::bigint AS wm, extract(epoch FROM w.counts_from)::bigint AS cf,"
+    " w.counts::text AS counts"
     " FROM unnest($1::text[]) WITH ORDINALITY AS u(n, i) LEFT JOIN metric_watermarks w ON w.metric_name = u.n"
     " ORDER BY u.i",
     1};
@@ -40,13 +42,18 @@ static const bp_db_stmt_t first_event_sql = {
     " WHERE event_type = ANY($1::text[]) AND event_timestamp >= to_timestamp($2::bigint)",
     2};
 
+/* counts.h: the counts describe the minutes just below the watermark they are written with;
+ * a watermark that does not move forward keeps none. */
 static const bp_db_stmt_t set_watermarks_sql = {
     "bp_agg_set_watermarks",
-    "INSERT INTO metric_watermarks (metric_name, watermark)"
-    " SELECT u.n, to_timestamp(u.w) FROM unnest($1::text[], $2::bigint[]) AS u(n, w)"
+    "INSERT INTO metric_watermarks (metric_name, watermark, counts_from, counts)"
+    " SELECT u.n, to_timestamp(u.w), to_timestamp(u.cf), u.c::bigint[]"
+    " FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[]) AS u(n, w, cf, c)"
     " ON CONFLICT (metric_name) DO UPDATE"
-    "   SET watermark = greatest(metric_watermarks.watermark, EXCLUDED.watermark), updated_at = now()",
-    2};
+    "   SET watermark = greatest(metric_watermarks.watermark, EXCLUDED.watermark), updated_at = now(),"
+    "       counts_from = CASE WHEN EXCLUDED.watermark >= metric_watermarks.watermark THEN EXCLUDED.counts_from END,"
+    "       counts = CASE WHEN EXCLUDED.watermark >= metric_watermarks.watermark THEN EXCLUDED.counts END",
+    4};
 
 static int64_t mono_ms(void)
 {
@@ -69,6 +76,10 @@ int bp_agg_options_from_env(bp_agg_options_t *opts, bp_err_t *err)
             0 ||
         (rc = bp_config_env_int("BIZPULSE_AGG_MAX_POINTS", 500000, 1000, 1000000000, &max_points, err)) != 0)
         return rc;
+    const char *rescan = getenv("BIZPULSE_AGG_RESCAN");
+    if (rescan != NULL && *rescan != '\0' && strcmp(rescan, "changed") != 0 && strcmp(rescan, "all") != 0)
+        return bp_err_set(err, BP_ECONFIG, "BIZPULSE_AGG_RESCAN must be 'changed' (the default) or 'all', not '%s'",
+                          rescan);
     *opts = (bp_agg_options_t){.now = bp_time_now(),
                                .grace_s = grace,
                                .lateness_s = lateness,
@@ -76,21 +87,16 @@ int bp_agg_options_from_env(bp_agg_options_t *opts, bp_err_t *err)
                                .series_ttl_s = ttl,
                                .budget_ms = budget,
                                .max_events = max_events,
-                               .max_points = max_points};
+                               .max_points = max_points,
+                               .rescan_all = rescan != NULL && strcmp(rescan, "all") == 0};
     return 0;
 }
 
 /* The event types a metric reads, as a text[] literal. */
 static int types_array(const bp_metric_t *m, bp_buf_t *out)
 {
-    const char *types[2] = {m->sel.event_type, NULL};
-    size_t n = 1;
-    if (m->kind == BP_KIND_RATIO) {
-        types[0] = m->num.event_type;
-        types[1] = m->den.event_type;
-        n = strcmp(types[0], types[1]) == 0 ? 1 : 2;
-    }
-    return bp_db_append_text_array(out, types, n);
+    const char *types[2];
+    return bp_db_append_text_array(out, types, bp_metric_types(m, types));
 }
 
 static int query_int(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *params, const char *col,
@@ -116,6 +122,7 @@ typedef struct {
     bp_buf_t revised; /* JSON array body of revised ranges */
     int num_revised;
     bool skipped, done;
+    bool prefetched; /* computed from a read-ahead (prefetch.h): scanned before this round began */
 } window_t;
 
 static void fnv(uint64_t *h, const char *s)
@@ -440,7 +447,10 @@ static int compute_group(bp_worker_t *w, const bp_metric_t *const *ms, window_t 
     const char **seen_m = NULL, **seen_s = NULL;
     size_t nseen = 0, nev = 0;
     int rc = 0;
-    if (ahead == NULL || !bp_prefetch_take(ahead->pf, ms, n, wins[0]->from, wins[0]->to, &scan)) {
+    if (ahead != NULL && bp_prefetch_take(ahead->pf, ms, n, wins[0]->from, wins[0]->to, &scan)) {
+        for (size_t i = 0; i < n; i++)
+            wins[i]->prefetched = true;
+    } else {
         rc = bp_scan_init(&scan, ms, n, wins[0]->from, wins[0]->to, err);
         scan.max_events = (uint64_t)o->max_events;
         if (rc == 0)
@@ -520,6 +530,10 @@ typedef struct {
     /* this round: */
     bool locked, found, work, grouped;
     int64_t wm, end;
+    int64_t cfrom;   /* stored counts (counts.h) of the minutes [cfrom, wm); NULL when none */
+    int64_t *counts; /* owned */
+    size_t num_counts;
+    int64_t from0;   /* where this round's batch started before skip_unchanged() moved it */
     window_t win;
     bool done;
 } track_t;
@@ -574,6 +588,106 @@ static int place(bp_db_t *db, track_t *t, const bp_agg_options_t *o, bp_err_t *e
     return rc;
 }
 
+/* Watermarks and stored counts (counts.h) of ts[act[0..na)] into ->found, ->wm, ->counts. */
+static int read_watermarks(bp_db_t *db, const char *names, track_t *ts, const size_t *act, size_t na,
+                           bp_err_t *err)
+{
+    const char *p[] = {names};
+    PGresult *res = NULL;
+    int rc = bp_db_query(db, &watermark_sql, p, &res, err);
+    if (rc != 0)
+        return rc;
+    if ((size_t)PQntuples(res) != na) {
+        int got = PQntuples(res);
+        PQclear(res);
+        return bp_err_set(err, BP_EINTERNAL, "%s returned %d rows for %zu metrics", watermark_sql.name, got, na);
+    }
+    for (size_t k = 0; rc == 0 && k < na; k++) {
+        track_t *t = &ts[act[k]];
+        t->found = !bp_db_isnull(res, (int)k, "wm");
+        t->wm = t->found ? bp_db_int(res, (int)k, "wm") : 0;
+        t->counts = NULL;
+        t->num_counts = 0;
+        if (t->found && !bp_db_isnull(res, (int)k, "cf") && !bp_db_isnull(res, (int)k, "counts")) {
+            t->cfrom = bp_db_int(res, (int)k, "cf");
+            /* unreadable counts are no counts: the window is recomputed whole */
+            if (bp_counts_parse(bp_db_text(res, (int)k, "counts"), &t->counts, &t->num_counts) == BP_ENOMEM)
+                rc = bp_err_set(err, BP_ENOMEM, "out of memory");
+        }
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* A tick's first batch of a metric whose stored counts end at its watermark can skip the
+ * minutes of its lateness window whose counts have not moved. */
+static bool comparable(const track_t *t)
+{
+    return t->found && t->resume == 0 && t->counts != NULL &&
+           t->cfrom + 60 * (int64_t)t->num_counts == t->wm;
+}
+
+/* Counts (counts.h) what the working metrics need: the minutes of the lateness window to
+ * compare, and those their new watermark's counts will cover. Then starts each comparable
+ * metric's batch at the first interval whose count moved (at its watermark when none did),
+ * and metrics of one interval and end at the earliest of these starts, so they still share
+ * one scan. A metric left without work has nothing new and nothing changed. */
+static int skip_unchanged(bp_db_t *db, track_t *ts, const size_t *act, size_t na, const bp_agg_options_t *o,
+                          bp_counts_t *c, bp_err_t *err)
+{
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < na; k++) {
+        track_t *t = &ts[act[k]];
+        if (!t->work)
+            continue;
+        if (comparable(t))
+            rc = bp_counts_want(c, t->m, t->win.from, t->wm, err);
+        if (rc == 0)
+            rc = bp_counts_want(c, t->m, bp_time_floor(t->win.to - o->lateness_s, t->m->interval_s), t->win.to,
+                                err);
+    }
+    if (rc == 0)
+        rc = bp_counts_measure(db, c, err);
+    int64_t *start = calloc(na + 1, sizeof(int64_t));
+    if (rc == 0 && start == NULL)
+        rc = bp_err_set(err, BP_ENOMEM, "out of memory");
+    if (rc != 0) {
+        free(start);
+        return rc;
+    }
+    for (size_t k = 0; k < na; k++) {
+        track_t *t = &ts[act[k]];
+        start[k] = t->win.from;
+        if (!t->work || !comparable(t))
+            continue;
+        int64_t m = t->win.from, now;
+        while (m < t->wm && m >= t->cfrom && bp_counts_get(c, t->m, m, &now) &&
+               now == t->counts[(m - t->cfrom) / 60])
+            m += 60;
+        start[k] = bp_time_floor(m, t->m->interval_s);
+    }
+    for (size_t k = 0; k < na; k++) {
+        track_t *t = &ts[act[k]];
+        if (!t->work)
+            continue;
+        int64_t lo = start[k];
+        for (size_t j = 0; j < na; j++) {
+            const track_t *u = &ts[act[j]];
+            if (u->work && u->m->interval_s == t->m->interval_s && u->end == t->end && start[j] < lo)
+                lo = start[j];
+        }
+        int64_t from = lo > t->from0 ? lo : t->from0;
+        if (from >= t->end) {
+            t->work = false;
+            continue;
+        }
+        t->win.from = from;
+        t->win.to = batch_end(from, t->end, t->m->interval_s);
+    }
+    free(start);
+    return 0;
+}
+
 /* Metrics whose batches share interval and window are computed together (one scan). */
 static bool same_group(const track_t *a, const track_t *b)
 {
@@ -594,11 +708,19 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
     const bp_metric_t **gm = calloc(n + 1, sizeof(bp_metric_t *));
     window_t **gw = calloc(n + 1, sizeof(window_t *));
     int64_t *grev = calloc(n + 1, sizeof(int64_t));
-    bp_buf_t lit, wm_names, wm_values;
+    int64_t *cfrom = calloc(n + 1, sizeof(int64_t));
+    size_t *coff = calloc(n + 1, sizeof(size_t));
+    const char **clits = calloc(n + 1, sizeof(char *));
+    bp_counts_t counts = {0};
+    bp_buf_t lit, wm_names, wm_values, wm_cfrom, wm_counts, wm_clits;
     bp_buf_init(&lit, 1u << 20);
     bp_buf_init(&wm_names, 1u << 20);
     bp_buf_init(&wm_values, 1u << 20);
-    int rc = act == NULL || names == NULL || col == NULL || gm == NULL || gw == NULL || grev == NULL
+    bp_buf_init(&wm_cfrom, 1u << 20);
+    bp_buf_init(&wm_counts, 256u << 20);
+    bp_buf_init(&wm_clits, 256u << 20);
+    int rc = act == NULL || names == NULL || col == NULL || gm == NULL || gw == NULL || grev == NULL ||
+                     cfrom == NULL || coff == NULL || clits == NULL
                  ? bp_err_set(err, BP_ENOMEM, "out of memory")
                  : 0;
     for (size_t i = 0; rc == 0 && i < n; i++)
@@ -620,15 +742,11 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
         t->locked = col[k] == 1;
         t->work = t->grouped = false;
     }
-    if ((rc = query_per_metric(db, &watermark_sql, lit.base, "wm", col, na, err)) != 0)
+    if ((rc = read_watermarks(db, lit.base, ts, act, na, err)) != 0)
         goto fail;
-    for (size_t k = 0; rc == 0 && k < na; k++) {
-        track_t *t = &ts[act[k]];
-        t->found = col[k] != INT64_MIN;
-        t->wm = t->found ? col[k] : 0;
-        if (t->locked)
-            rc = place(db, t, o, err);
-    }
+    for (size_t k = 0; rc == 0 && k < na; k++)
+        if (ts[act[k]].locked)
+            rc = place(db, &ts[act[k]], o, err);
     if (rc != 0)
         goto fail;
     /* A batch per metric; metrics with the same interval and window are computed together
@@ -638,7 +756,15 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
         if (!t->locked || t->win.from >= t->end)
             continue;
         t->work = true;
+        t->from0 = t->win.from;
         t->win.to = batch_end(t->win.from, t->end, t->m->interval_s);
+    }
+    if (!o->rescan_all && (rc = skip_unchanged(db, ts, act, na, o, &counts, err)) != 0)
+        goto fail;
+    for (size_t k = 0; k < na; k++) {
+        track_t *t = &ts[act[k]];
+        if (!t->work)
+            continue;
         t->win.done = t->win.to == t->end;
         bp_buf_init(&t->win.revised, 16384);
     }
@@ -679,18 +805,36 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
     for (size_t k = 0; k < na; k++) {
         track_t *t = &ts[act[k]];
         int64_t to = t->work ? t->win.to : t->end;
-        if (!t->locked || (t->found && to <= t->wm))
+        if (!t->locked || (t->found && !t->work && to <= t->wm))
             continue;
         names[nw] = t->m->name;
-        col[nw++] = to > t->wm ? to : t->wm;
+        col[nw] = to > t->wm ? to : t->wm;
+        cfrom[nw] = bp_time_floor(col[nw] - o->lateness_s, t->m->interval_s);
+        /* counts for the new watermark: only when each of their minutes was counted unchanged
+         * or recomputed in this round, after being counted (counts.h) */
+        coff[nw] = SIZE_MAX;
+        size_t at = wm_counts.len;
+        if (t->work && !t->win.prefetched && cfrom[nw] >= t->from0 && col[nw] == t->win.to &&
+            bp_counts_literal(&counts, t->m, cfrom[nw], col[nw], &wm_counts, &rc))
+            coff[nw] = at;
+        if (rc == 0)
+            rc = bp_buf_append(&wm_counts, "", 1);
+        if (rc != 0) {
+            rc = bp_err_set(err, rc, "out of memory");
+            goto fail;
+        }
+        nw++;
     }
+    for (size_t i = 0; i < nw; i++) /* wm_counts has stopped moving */
+        clits[i] = coff[i] == SIZE_MAX ? NULL : wm_counts.base + coff[i];
     if (nw > 0) {
         if ((rc = bp_db_append_text_array(&wm_names, names, nw)) != 0 ||
-            (rc = append_ints(&wm_values, col, nw)) != 0) {
+            (rc = append_ints(&wm_values, col, nw)) != 0 || (rc = append_ints(&wm_cfrom, cfrom, nw)) != 0 ||
+            (rc = bp_db_append_text_array(&wm_clits, clits, nw)) != 0) {
             rc = bp_err_set(err, rc, "too many metrics");
             goto fail;
         }
-        const char *p[] = {wm_names.base, wm_values.base};
+        const char *p[] = {wm_names.base, wm_values.base, wm_cfrom.base, wm_clits.base};
         if ((rc = bp_db_query(db, &set_watermarks_sql, p, NULL, err)) != 0)
             goto fail;
     }
@@ -713,11 +857,22 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
 fail:
     bp_db_rollback(db);
 out:
-    for (size_t k = 0; k < na; k++)
-        bp_buf_free(&ts[act[k]].win.revised);
+    for (size_t k = 0; k < na; k++) {
+        track_t *t = &ts[act[k]];
+        bp_buf_free(&t->win.revised);
+        free(t->counts);
+        t->counts = NULL;
+    }
+    bp_counts_free(&counts);
     bp_buf_free(&lit);
     bp_buf_free(&wm_names);
     bp_buf_free(&wm_values);
+    bp_buf_free(&wm_cfrom);
+    bp_buf_free(&wm_counts);
+    bp_buf_free(&wm_clits);
+    free(cfrom);
+    free(coff);
+    free(clits);
     free(act);
     free(names);
     free(col);

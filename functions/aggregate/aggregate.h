@@ -43,6 +43,8 @@ typedef struct st_bp_agg_options_t {
     int64_t budget_ms;    /* stop starting new batches after this long; the next tick continues */
     int64_t max_events;   /* events one pass reads at most (a batch ends early beyond them) */
     int64_t max_points;   /* points one pass lays out at most (series x intervals; likewise) */
+    bool rescan_all;      /* recompute the whole lateness window every tick, not only from where
+                           * counts.h sees a change (for an event table edited in place) */
     const char *trigger;  /* "scheduler:<job>@<time>", "ping:<id>", "run", "cli"; recorded in events */
 } bp_agg_options_t;
 

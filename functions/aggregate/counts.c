@@ -1,0 +1,189 @@
+#include "counts.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One index-only count per (type, minute) on (event_type, event_timestamp): each reads only
+ * that type's entries of that minute, where one GROUP BY over the window would hash every
+ * event of every type. */
+static const bp_db_stmt_t counts_sql = {
+    "bp_agg_counts",
+    "SELECT t.i, g.j, (SELECT count(*) FROM business_events e WHERE e.event_type = t.t"
+    "   AND e.event_timestamp >= to_timestamp(g.m) AND e.event_timestamp < to_timestamp(g.m + 60)) AS n"
+    " FROM unnest($1::text[]) WITH ORDINALITY AS t(t, i), unnest($2::bigint[]) WITH ORDINALITY AS g(m, j)",
+    2};
+
+#define MINUTE 60
+
+int bp_counts_want(bp_counts_t *c, const bp_metric_t *m, int64_t from, int64_t to, bp_err_t *err)
+{
+    const char *types[2];
+    size_t nt = bp_metric_types(m, types);
+    for (size_t i = 0; i < nt; i++) {
+        uint32_t id;
+        bool added;
+        if (bp_strtab_intern(&c->types, types[i], strlen(types[i]), &id, &added) != 0)
+            return bp_err_set(err, BP_ENOMEM, "out of memory");
+    }
+    for (int64_t t = from; t < to; t += MINUTE) {
+        if (c->num_minutes == c->cap_minutes) {
+            size_t cap = c->cap_minutes ? 2 * c->cap_minutes : 64;
+            int64_t *p = realloc(c->minutes, cap * sizeof(int64_t));
+            if (p == NULL)
+                return bp_err_set(err, BP_ENOMEM, "out of memory");
+            c->minutes = p;
+            c->cap_minutes = cap;
+        }
+        c->minutes[c->num_minutes++] = t;
+    }
+    return 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int append_minutes(bp_buf_t *out, const int64_t *v, size_t n)
+{
+    int rc = bp_buf_append(out, "{", 1);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = bp_buf_appendf(out, "%s%" PRId64, i ? "," : "", v[i]);
+    return rc ? rc : bp_buf_append(out, "}", 1);
+}
+
+int bp_counts_measure(bp_db_t *db, bp_counts_t *c, bp_err_t *err)
+{
+    if (c->num_minutes == 0 || c->types.n == 0)
+        return 0;
+    qsort(c->minutes, c->num_minutes, sizeof(int64_t), cmp_i64);
+    size_t k = 0;
+    for (size_t i = 0; i < c->num_minutes; i++)
+        if (k == 0 || c->minutes[i] != c->minutes[k - 1])
+            c->minutes[k++] = c->minutes[i];
+    c->num_minutes = k;
+    size_t cells = (size_t)c->types.n * k;
+    free(c->n);
+    if ((c->n = malloc(cells * sizeof(int64_t))) == NULL)
+        return bp_err_set(err, BP_ENOMEM, "out of memory");
+    for (size_t i = 0; i < cells; i++)
+        c->n[i] = -1; /* not measured */
+    bp_buf_t types, minutes;
+    bp_buf_init(&types, 1u << 20);
+    bp_buf_init(&minutes, 64u << 20);
+    int rc = bp_db_append_text_array(&types, c->types.strs, c->types.n);
+    if (rc == 0)
+        rc = append_minutes(&minutes, c->minutes, k);
+    if (rc != 0) {
+        bp_buf_free(&types);
+        bp_buf_free(&minutes);
+        return bp_err_set(err, rc, "too many event types or minutes to count");
+    }
+    const char *p[] = {types.base, minutes.base};
+    PGresult *res = NULL;
+    rc = bp_db_query(db, &counts_sql, p, &res, err);
+    bp_buf_free(&types);
+    bp_buf_free(&minutes);
+    if (rc != 0)
+        return rc;
+    for (int r = 0; r < PQntuples(res); r++) {
+        long long t = bp_db_int(res, r, "i") - 1, j = bp_db_int(res, r, "j") - 1;
+        if (t >= 0 && t < (long long)c->types.n && j >= 0 && (size_t)j < k)
+            c->n[(size_t)t * k + (size_t)j] = bp_db_int(res, r, "n");
+    }
+    PQclear(res);
+    return 0;
+}
+
+bool bp_counts_get(const bp_counts_t *c, const bp_metric_t *m, int64_t t, int64_t *out)
+{
+    if (c->n == NULL)
+        return false;
+    const int64_t *at = bsearch(&t, c->minutes, c->num_minutes, sizeof(int64_t), cmp_i64);
+    if (at == NULL)
+        return false;
+    size_t j = (size_t)(at - c->minutes);
+    const char *types[2];
+    size_t nt = bp_metric_types(m, types);
+    int64_t sum = 0;
+    for (size_t i = 0; i < nt; i++) {
+        int64_t id = bp_strtab_find(&c->types, types[i], strlen(types[i]));
+        if (id < 0 || c->n[(size_t)id * c->num_minutes + j] < 0)
+            return false;
+        sum += c->n[(size_t)id * c->num_minutes + j];
+    }
+    *out = sum;
+    return true;
+}
+
+bool bp_counts_literal(const bp_counts_t *c, const bp_metric_t *m, int64_t from, int64_t to, bp_buf_t *out,
+                       int *rc)
+{
+    int64_t v;
+    for (int64_t t = from; t < to; t += MINUTE)
+        if (!bp_counts_get(c, m, t, &v))
+            return false;
+    size_t mark = out->len;
+    *rc = bp_buf_append(out, "{", 1);
+    for (int64_t t = from; *rc == 0 && t < to; t += MINUTE) {
+        bp_counts_get(c, m, t, &v);
+        *rc = bp_buf_appendf(out, "%s%" PRId64, t > from ? "," : "", v);
+    }
+    if (*rc == 0)
+        *rc = bp_buf_append(out, "}", 1);
+    if (*rc != 0)
+        out->len = mark;
+    return *rc == 0;
+}
+
+int bp_counts_parse(const char *lit, int64_t **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    if (lit[0] != '{')
+        return BP_EINVAL;
+    size_t cap = 1;
+    for (const char *s = lit; *s; s++)
+        cap += *s == ',';
+    int64_t *v = malloc(cap * sizeof(int64_t));
+    if (v == NULL)
+        return BP_ENOMEM;
+    size_t n = 0;
+    const char *s = lit + 1;
+    if (*s == '}' && s[1] == '\0') {
+        *out = v;
+        return 0;
+    }
+    for (;;) {
+        char *end;
+        errno = 0;
+        long long x = strtoll(s, &end, 10);
+        if (end == s || errno != 0 || x < 0 || n == cap || (*end != ',' && *end != '}')) {
+            free(v);
+            return BP_EINVAL;
+        }
+        v[n++] = x;
+        if (*end == '}') {
+            if (end[1] != '\0') {
+                free(v);
+                return BP_EINVAL;
+            }
+            break;
+        }
+        s = end + 1;
+    }
+    *out = v;
+    *len = n;
+    return 0;
+}
+
+void bp_counts_free(bp_counts_t *c)
+{
+    bp_strtab_free(&c->types);
+    free(c->minutes);
+    free(c->n);
+    memset(c, 0, sizeof(*c));
+}
