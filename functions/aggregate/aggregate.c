@@ -30,7 +30,8 @@ static const bp_db_stmt_t lock_sql = {
 
 static const bp_db_stmt_t watermark_sql = {
     "bp_agg_watermarks",
-    "SELECT u.i, extract(epoch FROM w.watermark)::bigint AS wm, extract(epoch FROM w.counts_from)::bigint AS cf,"
+    "SELECT u.i, extract(epoch FROM w.watermark)::bigint AS wm, extract(epoch FROM w.counts_from)::bigint AS "
+    "cf,"
     " w.counts::text AS counts"
     " FROM unnest($1::text[]) WITH ORDINALITY AS u(n, i) LEFT JOIN metric_watermarks w ON w.metric_name = u.n"
     " ORDER BY u.i",
@@ -51,7 +52,8 @@ static const bp_db_stmt_t set_watermarks_sql = {
     " FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[]) AS u(n, w, cf, c)"
     " ON CONFLICT (metric_name) DO UPDATE"
     "   SET watermark = greatest(metric_watermarks.watermark, EXCLUDED.watermark), updated_at = now(),"
-    "       counts_from = CASE WHEN EXCLUDED.watermark >= metric_watermarks.watermark THEN EXCLUDED.counts_from END,"
+    "       counts_from = CASE WHEN EXCLUDED.watermark >= metric_watermarks.watermark THEN "
+    "EXCLUDED.counts_from END,"
     "       counts = CASE WHEN EXCLUDED.watermark >= metric_watermarks.watermark THEN EXCLUDED.counts END",
     4};
 
@@ -78,8 +80,8 @@ int bp_agg_options_from_env(bp_agg_options_t *opts, bp_err_t *err)
         return rc;
     const char *rescan = getenv("BIZPULSE_AGG_RESCAN");
     if (rescan != NULL && *rescan != '\0' && strcmp(rescan, "changed") != 0 && strcmp(rescan, "all") != 0)
-        return bp_err_set(err, BP_ECONFIG, "BIZPULSE_AGG_RESCAN must be 'changed' (the default) or 'all', not '%s'",
-                          rescan);
+        return bp_err_set(err, BP_ECONFIG,
+                          "BIZPULSE_AGG_RESCAN must be 'changed' (the default) or 'all', not '%s'", rescan);
     *opts = (bp_agg_options_t){.now = bp_time_now(),
                                .grace_s = grace,
                                .lateness_s = lateness,
@@ -122,7 +124,13 @@ typedef struct {
     bp_buf_t revised; /* JSON array body of revised ranges */
     int num_revised;
     bool skipped, done;
-    bool prefetched; /* computed from a read-ahead (prefetch.h): scanned before this round began */
+    /* counts.h: minutes from safe_from on were either recomputed here or counted unchanged at
+     * the round's start (head); counts holds the metric's counts for its new watermark, over
+     * [counts_from, to), when every minute of it is known (counted) */
+    int64_t safe_from, counts_from;
+    const bp_counts_t *head;
+    bp_buf_t counts;
+    bool counted;
 } window_t;
 
 static void fnv(uint64_t *h, const char *s)
@@ -355,9 +363,8 @@ static void bound_points(bp_scan_t *scan, bool *const *grids, uint64_t max_point
     uint64_t per_interval = 0;
     for (size_t i = 0; i < scan->num_metrics; i++) {
         const bp_scan_metric_t *sm = &scan->metrics[i];
-        if (sm->m->kind == BP_KIND_RATIO || grids[i] == NULL) {
-            per_interval +=
-                1 + (sm->m->kind == BP_KIND_RATIO ? sm->num_accs / (uint64_t)(nint > 0 ? nint : 1) : 0);
+        if (grids[i] == NULL) {
+            per_interval++;
             continue;
         }
         for (uint32_t s = 0; s < sm->series.n; s++)
@@ -427,6 +434,13 @@ typedef struct {
     int64_t deadline_ms; /* no read-ahead after this (the tick's budget) */
 } ahead_t;
 
+/* Where the counts of a window's new watermark start (counts.h), or its start if later. */
+static int64_t tail_from(const window_t *win, const bp_metric_t *m, const bp_agg_options_t *o)
+{
+    int64_t t = bp_time_floor(win->to - o->lateness_s, m->interval_s);
+    return t > win->from ? t : win->from;
+}
+
 /* Recomputes the windows of metrics ms[0..n) (one interval, one [from, to)) inside the
  * caller's transaction, which holds their locks: one scan of the events (or the one read
  * ahead for exactly this window), the cap, one comparison with what is stored, one write of
@@ -447,12 +461,14 @@ static int compute_group(bp_worker_t *w, const bp_metric_t *const *ms, window_t 
     const char **seen_m = NULL, **seen_s = NULL;
     size_t nseen = 0, nev = 0;
     int rc = 0;
-    if (ahead != NULL && bp_prefetch_take(ahead->pf, ms, n, wins[0]->from, wins[0]->to, &scan)) {
-        for (size_t i = 0; i < n; i++)
-            wins[i]->prefetched = true;
-    } else {
+    /* a read-ahead tallies nothing (its window's counts are then unknown) */
+    if (ahead == NULL || !bp_prefetch_take(ahead->pf, ms, n, wins[0]->from, wins[0]->to, &scan)) {
         rc = bp_scan_init(&scan, ms, n, wins[0]->from, wins[0]->to, err);
         scan.max_events = (uint64_t)o->max_events;
+        for (size_t i = 0; rc == 0 && i < n && wins[i]->head != NULL; i++)
+            rc = bp_counts_want(&scan.tally, ms[i], tail_from(wins[i], ms[i], o), wins[i]->to, err);
+        if (rc == 0 && scan.tally.num_minutes > 0)
+            rc = bp_counts_zero(&scan.tally, err);
         if (rc == 0)
             rc = bp_scan_run(db, w->app->config, &scan, err);
     }
@@ -482,6 +498,15 @@ static int compute_group(bp_worker_t *w, const bp_metric_t *const *ms, window_t 
         rc = bp_series_touch(db, seen_m, seen_s, nseen, scan.to, err);
     if (rc == 0)
         rc = bp_outbox_add_many(db, evs, nev, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        window_t *win = wins[i];
+        win->counts_from = bp_time_floor(win->to - o->lateness_s, ms[i]->interval_s);
+        if (win->head != NULL && win->counts_from >= win->safe_from)
+            win->counted = bp_counts_literal(win->head, &scan.tally, win->from, ms[i], win->counts_from,
+                                             win->to, &win->counts, &rc);
+        if (rc != 0)
+            rc = bp_err_set(err, rc, "out of memory");
+    }
     for (size_t i = 0; i < nev; i++)
         bp_buf_free(&data[i]);
     for (size_t i = 0; grids != NULL && i < n; i++)
@@ -533,7 +558,6 @@ typedef struct {
     int64_t cfrom;   /* stored counts (counts.h) of the minutes [cfrom, wm); NULL when none */
     int64_t *counts; /* owned */
     size_t num_counts;
-    int64_t from0;   /* where this round's batch started before skip_unchanged() moved it */
     window_t win;
     bool done;
 } track_t;
@@ -600,7 +624,8 @@ static int read_watermarks(bp_db_t *db, const char *names, track_t *ts, const si
     if ((size_t)PQntuples(res) != na) {
         int got = PQntuples(res);
         PQclear(res);
-        return bp_err_set(err, BP_EINTERNAL, "%s returned %d rows for %zu metrics", watermark_sql.name, got, na);
+        return bp_err_set(err, BP_EINTERNAL, "%s returned %d rows for %zu metrics", watermark_sql.name, got,
+                          na);
     }
     for (size_t k = 0; rc == 0 && k < na; k++) {
         track_t *t = &ts[act[k]];
@@ -623,17 +648,15 @@ static int read_watermarks(bp_db_t *db, const char *names, track_t *ts, const si
  * minutes of its lateness window whose counts have not moved. */
 static bool comparable(const track_t *t)
 {
-    return t->found && t->resume == 0 && t->counts != NULL &&
-           t->cfrom + 60 * (int64_t)t->num_counts == t->wm;
+    return t->found && t->resume == 0 && t->counts != NULL && t->cfrom + 60 * (int64_t)t->num_counts == t->wm;
 }
 
-/* Counts (counts.h) what the working metrics need: the minutes of the lateness window to
- * compare, and those their new watermark's counts will cover. Then starts each comparable
+/* Counts (counts.h) the minutes of the comparable metrics' lateness windows. Then starts each comparable
  * metric's batch at the first interval whose count moved (at its watermark when none did),
  * and metrics of one interval and end at the earliest of these starts, so they still share
  * one scan. A metric left without work has nothing new and nothing changed. */
-static int skip_unchanged(bp_db_t *db, track_t *ts, const size_t *act, size_t na, const bp_agg_options_t *o,
-                          bp_counts_t *c, bp_err_t *err)
+static int skip_unchanged(bp_db_t *db, track_t *ts, const size_t *act, size_t na, bp_counts_t *c,
+                          bp_err_t *err)
 {
     int rc = 0;
     for (size_t k = 0; rc == 0 && k < na; k++) {
@@ -642,9 +665,6 @@ static int skip_unchanged(bp_db_t *db, track_t *ts, const size_t *act, size_t na
             continue;
         if (comparable(t))
             rc = bp_counts_want(c, t->m, t->win.from, t->wm, err);
-        if (rc == 0)
-            rc = bp_counts_want(c, t->m, bp_time_floor(t->win.to - o->lateness_s, t->m->interval_s), t->win.to,
-                                err);
     }
     if (rc == 0)
         rc = bp_counts_measure(db, c, err);
@@ -676,9 +696,10 @@ static int skip_unchanged(bp_db_t *db, track_t *ts, const size_t *act, size_t na
             if (u->work && u->m->interval_s == t->m->interval_s && u->end == t->end && start[j] < lo)
                 lo = start[j];
         }
-        int64_t from = lo > t->from0 ? lo : t->from0;
-        if (from >= t->end) {
+        int64_t from = lo > t->win.safe_from ? lo : t->win.safe_from;
+        if (from >= t->end) { /* reported as the empty window at its end */
             t->work = false;
+            t->win.from = t->end;
             continue;
         }
         t->win.from = from;
@@ -709,18 +730,16 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
     window_t **gw = calloc(n + 1, sizeof(window_t *));
     int64_t *grev = calloc(n + 1, sizeof(int64_t));
     int64_t *cfrom = calloc(n + 1, sizeof(int64_t));
-    size_t *coff = calloc(n + 1, sizeof(size_t));
     const char **clits = calloc(n + 1, sizeof(char *));
     bp_counts_t counts = {0};
-    bp_buf_t lit, wm_names, wm_values, wm_cfrom, wm_counts, wm_clits;
+    bp_buf_t lit, wm_names, wm_values, wm_cfrom, wm_clits;
     bp_buf_init(&lit, 1u << 20);
     bp_buf_init(&wm_names, 1u << 20);
     bp_buf_init(&wm_values, 1u << 20);
     bp_buf_init(&wm_cfrom, 1u << 20);
-    bp_buf_init(&wm_counts, 256u << 20);
     bp_buf_init(&wm_clits, 256u << 20);
     int rc = act == NULL || names == NULL || col == NULL || gm == NULL || gw == NULL || grev == NULL ||
-                     cfrom == NULL || coff == NULL || clits == NULL
+                     cfrom == NULL || clits == NULL
                  ? bp_err_set(err, BP_ENOMEM, "out of memory")
                  : 0;
     for (size_t i = 0; rc == 0 && i < n; i++)
@@ -756,10 +775,11 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
         if (!t->locked || t->win.from >= t->end)
             continue;
         t->work = true;
-        t->from0 = t->win.from;
+        t->win.safe_from = t->win.from;
+        t->win.head = &counts;
         t->win.to = batch_end(t->win.from, t->end, t->m->interval_s);
     }
-    if (!o->rescan_all && (rc = skip_unchanged(db, ts, act, na, o, &counts, err)) != 0)
+    if (!o->rescan_all && (rc = skip_unchanged(db, ts, act, na, &counts, err)) != 0)
         goto fail;
     for (size_t k = 0; k < na; k++) {
         track_t *t = &ts[act[k]];
@@ -767,6 +787,7 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
             continue;
         t->win.done = t->win.to == t->end;
         bp_buf_init(&t->win.revised, 16384);
+        bp_buf_init(&t->win.counts, 64u << 20);
     }
     /* one read-ahead slot: only a round of one group uses it (prefetch.h) */
     bool one_group = true;
@@ -809,24 +830,11 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
             continue;
         names[nw] = t->m->name;
         col[nw] = to > t->wm ? to : t->wm;
-        cfrom[nw] = bp_time_floor(col[nw] - o->lateness_s, t->m->interval_s);
-        /* counts for the new watermark: only when each of their minutes was counted unchanged
-         * or recomputed in this round, after being counted (counts.h) */
-        coff[nw] = SIZE_MAX;
-        size_t at = wm_counts.len;
-        if (t->work && !t->win.prefetched && cfrom[nw] >= t->from0 && col[nw] == t->win.to &&
-            bp_counts_literal(&counts, t->m, cfrom[nw], col[nw], &wm_counts, &rc))
-            coff[nw] = at;
-        if (rc == 0)
-            rc = bp_buf_append(&wm_counts, "", 1);
-        if (rc != 0) {
-            rc = bp_err_set(err, rc, "out of memory");
-            goto fail;
-        }
-        nw++;
+        /* the counts end where the window ended (a watermark kept higher has none) */
+        bool counted = t->work && t->win.counted && col[nw] == t->win.to;
+        cfrom[nw] = counted ? t->win.counts_from : col[nw];
+        clits[nw++] = counted ? t->win.counts.base : NULL;
     }
-    for (size_t i = 0; i < nw; i++) /* wm_counts has stopped moving */
-        clits[i] = coff[i] == SIZE_MAX ? NULL : wm_counts.base + coff[i];
     if (nw > 0) {
         if ((rc = bp_db_append_text_array(&wm_names, names, nw)) != 0 ||
             (rc = append_ints(&wm_values, col, nw)) != 0 || (rc = append_ints(&wm_cfrom, cfrom, nw)) != 0 ||
@@ -860,6 +868,7 @@ out:
     for (size_t k = 0; k < na; k++) {
         track_t *t = &ts[act[k]];
         bp_buf_free(&t->win.revised);
+        bp_buf_free(&t->win.counts);
         free(t->counts);
         t->counts = NULL;
     }
@@ -868,10 +877,8 @@ out:
     bp_buf_free(&wm_names);
     bp_buf_free(&wm_values);
     bp_buf_free(&wm_cfrom);
-    bp_buf_free(&wm_counts);
     bp_buf_free(&wm_clits);
     free(cfrom);
-    free(coff);
     free(clits);
     free(act);
     free(names);

@@ -55,10 +55,9 @@ static int append_minutes(bp_buf_t *out, const int64_t *v, size_t n)
     return rc ? rc : bp_buf_append(out, "}", 1);
 }
 
-int bp_counts_measure(bp_db_t *db, bp_counts_t *c, bp_err_t *err)
+/* Sorts the wanted minutes, drops repeats and sets every cell to v. */
+static int lay_out(bp_counts_t *c, int64_t v, bp_err_t *err)
 {
-    if (c->num_minutes == 0 || c->types.n == 0)
-        return 0;
     qsort(c->minutes, c->num_minutes, sizeof(int64_t), cmp_i64);
     size_t k = 0;
     for (size_t i = 0; i < c->num_minutes; i++)
@@ -67,14 +66,41 @@ int bp_counts_measure(bp_db_t *db, bp_counts_t *c, bp_err_t *err)
     c->num_minutes = k;
     size_t cells = (size_t)c->types.n * k;
     free(c->n);
-    if ((c->n = malloc(cells * sizeof(int64_t))) == NULL)
+    if ((c->n = malloc((cells + 1) * sizeof(int64_t))) == NULL)
         return bp_err_set(err, BP_ENOMEM, "out of memory");
     for (size_t i = 0; i < cells; i++)
-        c->n[i] = -1; /* not measured */
+        c->n[i] = v;
+    return 0;
+}
+
+int bp_counts_zero(bp_counts_t *c, bp_err_t *err)
+{
+    return lay_out(c, 0, err);
+}
+
+void bp_counts_add(bp_counts_t *c, const char *type, size_t len, int64_t t)
+{
+    int64_t minute = t - (t % MINUTE + MINUTE) % MINUTE;
+    if (c->num_minutes == 0 || minute < c->minutes[0] || minute > c->minutes[c->num_minutes - 1])
+        return;
+    const int64_t *at = bsearch(&minute, c->minutes, c->num_minutes, sizeof(int64_t), cmp_i64);
+    int64_t id = at != NULL ? bp_strtab_find(&c->types, type, len) : -1;
+    if (id >= 0)
+        c->n[(size_t)id * c->num_minutes + (size_t)(at - c->minutes)]++;
+}
+
+int bp_counts_measure(bp_db_t *db, bp_counts_t *c, bp_err_t *err)
+{
+    if (c->num_minutes == 0 || c->types.n == 0)
+        return 0;
+    int rc = lay_out(c, -1, err); /* -1: not measured */
+    if (rc != 0)
+        return rc;
+    size_t k = c->num_minutes;
     bp_buf_t types, minutes;
     bp_buf_init(&types, 1u << 20);
     bp_buf_init(&minutes, 64u << 20);
-    int rc = bp_db_append_text_array(&types, c->types.strs, c->types.n);
+    rc = bp_db_append_text_array(&types, c->types.strs, c->types.n);
     if (rc == 0)
         rc = append_minutes(&minutes, c->minutes, k);
     if (rc != 0) {
@@ -100,7 +126,7 @@ int bp_counts_measure(bp_db_t *db, bp_counts_t *c, bp_err_t *err)
 
 bool bp_counts_get(const bp_counts_t *c, const bp_metric_t *m, int64_t t, int64_t *out)
 {
-    if (c->n == NULL)
+    if (c == NULL || c->n == NULL)
         return false;
     const int64_t *at = bsearch(&t, c->minutes, c->num_minutes, sizeof(int64_t), cmp_i64);
     if (at == NULL)
@@ -119,17 +145,17 @@ bool bp_counts_get(const bp_counts_t *c, const bp_metric_t *m, int64_t t, int64_
     return true;
 }
 
-bool bp_counts_literal(const bp_counts_t *c, const bp_metric_t *m, int64_t from, int64_t to, bp_buf_t *out,
-                       int *rc)
+bool bp_counts_literal(const bp_counts_t *before, const bp_counts_t *after, int64_t split,
+                       const bp_metric_t *m, int64_t from, int64_t to, bp_buf_t *out, int *rc)
 {
     int64_t v;
     for (int64_t t = from; t < to; t += MINUTE)
-        if (!bp_counts_get(c, m, t, &v))
+        if (!bp_counts_get(t < split ? before : after, m, t, &v))
             return false;
     size_t mark = out->len;
     *rc = bp_buf_append(out, "{", 1);
     for (int64_t t = from; *rc == 0 && t < to; t += MINUTE) {
-        bp_counts_get(c, m, t, &v);
+        bp_counts_get(t < split ? before : after, m, t, &v);
         *rc = bp_buf_appendf(out, "%s%" PRId64, t > from ? "," : "", v);
     }
     if (*rc == 0)

@@ -11,8 +11,10 @@
  * payload is rewritten in place does not (business events are an append-only log; `backfill`
  * or BIZPULSE_AGG_RESCAN=all cover a table that is edited).
  *
- * Counts are measured once per round, before the scan, so any change after them is in the
- * next tick's comparison (stored counts may be older than the aggregated data, never newer).
+ * The counts stored with a watermark come from two places, neither newer than the data it
+ * vouches for: minutes the round recomputed are tallied by the scan itself, from the rows it
+ * aggregated (bp_counts_add); minutes it skipped were measured at the round's start and found
+ * unchanged since the data was last aggregated (bp_counts_measure).
  *
  * bp_counts_t owns its arrays; bp_counts_free releases them. Minutes are epoch seconds,
  * multiples of 60.
@@ -43,13 +45,22 @@ int bp_counts_want(bp_counts_t *c, const bp_metric_t *m, int64_t from, int64_t t
  * the database's error. */
 int bp_counts_measure(bp_db_t *db, bp_counts_t *c, bp_err_t *err);
 
-/* The events of m's types in the minute starting at t into *out; false when not measured. */
+/* Sets every wanted (type, minute) to 0, for tallying with bp_counts_add. 0 or BP_ENOMEM. */
+int bp_counts_zero(bp_counts_t *c, bp_err_t *err);
+
+/* Counts one event of type [type, type + len) at epoch second t, when that (type, minute) is
+ * wanted. */
+void bp_counts_add(bp_counts_t *c, const char *type, size_t len, int64_t t);
+
+/* The events of m's types in the minute starting at t into *out; false when not measured
+ * (or c is NULL). */
 bool bp_counts_get(const bp_counts_t *c, const bp_metric_t *m, int64_t t, int64_t *out);
 
-/* Appends m's counts over [from, to) as a bigint[] literal ("{12,0,7}"); false (nothing
- * appended) when a minute was not measured. BP_ENOMEM through *rc. */
-bool bp_counts_literal(const bp_counts_t *c, const bp_metric_t *m, int64_t from, int64_t to, bp_buf_t *out,
-                       int *rc);
+/* Appends m's counts over [from, to) as a bigint[] literal ("{12,0,7}"), the minutes before
+ * split from before and the others from after; false (nothing appended) when a minute was not
+ * counted there. BP_ENOMEM through *rc. */
+bool bp_counts_literal(const bp_counts_t *before, const bp_counts_t *after, int64_t split,
+                       const bp_metric_t *m, int64_t from, int64_t to, bp_buf_t *out, int *rc);
 
 /* Parses a stored bigint[] literal into a new array (*out, caller frees; *len items).
  * BP_EINVAL when it is not one, BP_ENOMEM. */

@@ -73,17 +73,12 @@ int bp_points_build(const bp_scan_t *scan, const bp_scan_metric_t *sm, const boo
     bool ratio = sm->m->kind == BP_KIND_RATIO;
     int rc = 0;
     for (uint32_t s = 0; rc == 0 && s < sm->series.n; s++) {
-        if (s != 0 && (ratio || !grid[s]))
+        if (s != 0 && (grid == NULL || !grid[s]))
             continue;
         for (uint32_t iv = 0; rc == 0 && iv < nint; iv++) {
-            bp_point_t p = point_of(sm->m, bp_scan_acc(sm, s, iv), s, iv);
-            rc = push(out, &cap, &p);
-        }
-    }
-    for (uint32_t i = 0; ratio && rc == 0 && i < sm->num_accs; i++) {
-        const bp_acc_t *acc = &sm->accs[i];
-        if (sm->acc_series[i] != 0 && sm->acc_interval[i] < nint && (acc->a > 0 || acc->b > 0)) {
-            bp_point_t p = point_of(sm->m, acc, sm->acc_series[i], sm->acc_interval[i]);
+            const bp_acc_t *acc = bp_scan_acc(sm, s, iv);
+            bp_point_t p = point_of(sm->m, acc, s, iv);
+            p.if_stored = ratio && s != 0 && (acc == NULL || (acc->a == 0 && acc->b == 0));
             rc = push(out, &cap, &p);
         }
     }
@@ -356,6 +351,12 @@ int bp_points_sync(bp_db_t *db, const bp_scan_t *scan, bp_metric_points_t *mp, b
             mp[i].num_changed--;
         }
     }
+    for (size_t i = 0; i < scan->num_metrics; i++)
+        for (size_t j = 0; j < mp[i].n; j++)
+            if (mp[i].pts[j].if_stored && !mp[i].pts[j].stored) {
+                mp[i].pts[j].changed = false;
+                mp[i].num_changed--;
+            }
     size_t fresh = 0;
     for (size_t i = 0; i < scan->num_metrics; i++)
         for (size_t j = 0; j < mp[i].n; j++)

@@ -5,8 +5,9 @@
  * bp_points_build lays out the rows a metric stores for a window: its total for every
  * interval (an interval without events is a 0, not a gap; a ratio's is NULL with parts 0/0);
  * for count, sum and distinct also every series marked in `grid` for every interval (zero-
- * filled, so a series falling to 0 is a drop); for a ratio only the dimension rows with events
- * (one without either part says nothing).
+ * filled, so a series falling to 0 is a drop); for a ratio the grid's dimension rows with events
+ * (one without either part says nothing, so it is not added; but a stored one whose events
+ * went away, deleted or edited, is rewritten as no data: NULL, 0/0).
  *
  * bp_points_sync reads what is stored for those rows (one statement for every metric of the
  * scan), marks the points whose value, parts or event count differ or are missing, and writes
@@ -32,6 +33,7 @@ typedef struct st_bp_point_t {
     double value, num, den;
     int64_t events;
     bool value_null, parts_null, changed, stored;
+    bool if_stored; /* written only over a stored row (a ratio's dimension row without events) */
 } bp_point_t;
 
 typedef struct st_bp_metric_points_t {
@@ -39,8 +41,8 @@ typedef struct st_bp_metric_points_t {
     size_t n, num_changed;
 } bp_metric_points_t;
 
-/* grid: by series id (sm->series.n entries), which series to zero-fill; ignored for ratios.
- * 0 or BP_ENOMEM. */
+/* grid: by series id (sm->series.n entries), which series to zero-fill (a ratio: to compare);
+ * NULL for a metric without dimensions. 0 or BP_ENOMEM. */
 int bp_points_build(const bp_scan_t *scan, const bp_scan_metric_t *sm, const bool *grid,
                     bp_metric_points_t *out, bp_err_t *err);
 

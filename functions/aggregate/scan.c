@@ -374,6 +374,9 @@ static int consume(consumer_t *c, PGresult *res)
         int64_t slot = floor_div(us, iv * 1000000) - scan->from / iv;
         if (slot < 0 || slot >= nint)
             continue;
+        if (scan->tally.n != NULL)
+            bp_counts_add(&scan->tally, PQgetvalue(res, r, 0), (size_t)PQgetlength(res, r, 0),
+                          floor_div(us, 1000000));
         bp_scan_metric_t **ms = &c->type_metrics[t * (int64_t)(scan->num_metrics + 1)];
         for (size_t k = 0; rc == 0 && k < c->type_count[t]; k++)
             rc = accumulate(scan, ms[k], res, r, (int)t, (uint32_t)slot, &c->key);
@@ -632,5 +635,6 @@ void bp_scan_free(bp_scan_t *scan)
     free(scan->metrics);
     bp_strtab_free(&scan->types);
     bp_strtab_free(&scan->values);
+    bp_counts_free(&scan->tally);
     memset(scan, 0, sizeof(*scan));
 }

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "counts.h"
 #include "db/conn.h"
 #include "decsum.h"
 #include "err.h"
@@ -59,6 +60,8 @@ typedef struct st_bp_scan_t {
     bp_strtab_t types;   /* the group's event types */
     bp_strtab_t values;  /* distinct values, shared by the group's metrics */
     uint64_t events;     /* read so far (against max_events) */
+    bp_counts_t tally;   /* events per (type, minute) the caller asked for (bp_counts_want and
+                          * bp_counts_zero before bp_scan_run), counted from the rows read */
     uint64_t max_events; /* bp_scan_run stops after the chunk that reaches it (0: no limit) */
 } bp_scan_t;
 

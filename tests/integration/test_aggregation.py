@@ -365,6 +365,124 @@ class LateData(harness.TestCase):
         self.assertEqual(harness.aggregation_mismatches(self.db, rfc3339(start), rfc3339(end)), [])
 
 
+class UnchangedWindow(harness.TestCase):
+    """A tick recomputes its lateness window only from the first minute whose per-type event
+    count moved since the metric was aggregated (functions/aggregate/counts.h): a late, deleted
+    or retyped event is found by its minute; a payload edited in place needs
+    BIZPULSE_AGG_RESCAN=all."""
+
+    LATENESS = 600
+
+    def tick(self, aggregate):
+        res = aggregate.scheduler_tick()
+        self.assertEqual(res.status, 200, res)
+        return {m["metric"]: m for m in res.json()["metrics"]}
+
+    def epoch(self, ts):
+        return int(self.db.value("SELECT extract(epoch FROM :'t'::timestamptz)::bigint", t=ts))
+
+    def watermarks(self):
+        rows = self.db.sql("SELECT metric_name, extract(epoch FROM watermark)::bigint, "
+                           "extract(epoch FROM counts_from)::bigint, counts::text FROM metric_watermarks")
+        return {r[0]: (int(r[1]), None if r[2] is None else int(r[2]), r[3]) for r in rows}
+
+    def per_minute(self, types, t0, t1):
+        rows = self.db.sql(f"""SELECT g.m, (SELECT count(*) FROM business_events WHERE event_type = ANY(:'types')
+                                           AND event_timestamp >= to_timestamp(g.m)
+                                           AND event_timestamp < to_timestamp(g.m + 60))
+                               FROM generate_series({t0}, {t1} - 60, 60) g(m) ORDER BY g.m""",
+                           types="{" + ",".join(types) + "}")
+        return "{" + ",".join(r[1] for r in rows) + "}"
+
+    def test_late_deleted_and_retyped_events_are_found_by_their_minute_and_nothing_else_is_recomputed(self):
+        end = harness.last_closed_minute()
+        start = end - datetime.timedelta(minutes=60)
+        load_events(self.db, start, minutes=60)
+        path = write_metrics(self, METRICS)
+        aggregate = self.service("aggregate", BIZPULSE_METRICS=path, BIZPULSE_AGG_LATENESS_S=self.LATENESS)
+        self.tick(aggregate)
+        # Each metric's counts: its event types per minute of the lateness window below its watermark.
+        types = {"signups_de": ["registration_attempt"], "revenue_eur": ["order_placed"],
+                 "success_rate": ["registration_attempt", "registration_success"], "active_users": ["login"],
+                 "orders_5m": ["order_placed"]}
+        marks = self.watermarks()
+        for name, (wm, cf, counts) in marks.items():
+            interval = 300 if name == "orders_5m" else 60
+            self.assertEqual(cf, (wm - self.LATENESS) // interval * interval, name)
+            self.assertEqual(counts, self.per_minute(types[name], cf, wm), name)
+
+        # Nothing changed: nothing below the watermarks is recomputed.
+        for name, m in self.tick(aggregate).items():
+            self.assertGreaterEqual(self.epoch(m["from"]), marks[name][0], m)
+            self.assertEqual(m["revised_ranges"], 0, m)
+
+        # A late event, a deleted one, one moved to another type: each is found in its minute.
+        marks = self.watermarks()
+        wm = marks["signups_de"][0]
+        cases = [
+            ("late", wm - 420, """INSERT INTO business_events (event_type, event_timestamp, payload)
+                                  VALUES ('registration_attempt', to_timestamp({t} + 5),
+                                          '{{"country": "DE", "platform": "ios"}}')"""),
+            ("deleted", wm - 300, """DELETE FROM business_events WHERE id = (SELECT min(id) FROM business_events
+                                     WHERE event_type = 'login' AND event_timestamp >= to_timestamp({t})
+                                       AND event_timestamp < to_timestamp({t} + 60))"""),
+            ("retyped", wm - 180, """UPDATE business_events SET event_type = 'refund' WHERE id = (SELECT min(id)
+                                     FROM business_events WHERE event_type = 'order_placed'
+                                       AND event_timestamp >= to_timestamp({t})
+                                       AND event_timestamp < to_timestamp({t} + 60))"""),
+        ]
+        for what, t, sql in cases:
+            before = self.watermarks()
+            self.assertEqual(len(self.db.sql(sql.format(t=t) + " RETURNING 1")), 1, what)
+            got = self.tick(aggregate)
+            # the 1-minute metrics share one scan: all start at the changed minute
+            self.assertEqual(self.epoch(got["signups_de"]["from"]), t, (what, got["signups_de"]))
+            five = got["orders_5m"]
+            if what == "retyped":
+                self.assertEqual(self.epoch(five["from"]), t // 300 * 300, (what, five))
+            else:
+                self.assertGreaterEqual(self.epoch(five["from"]), before["orders_5m"][0], (what, five))
+            assert_equals_oracle(self, start, end)
+        self.assertGreater(int(self.db.value("SELECT count(*) FROM outbox WHERE data ? 'revised'")), 0)
+
+        # Counts that do not end at the watermark (here: none) recompute the whole window.
+        self.db.sql("UPDATE metric_watermarks SET counts = NULL WHERE metric_name = 'active_users'")
+        wm = self.watermarks()["active_users"][0]
+        got = self.tick(aggregate)
+        self.assertEqual(self.epoch(got["active_users"]["from"]), wm - self.LATENESS, got["active_users"])
+
+    def test_a_payload_edited_in_place_needs_rescan_all(self):
+        end = harness.last_closed_minute()
+        start = end - datetime.timedelta(minutes=30)
+        load_events(self.db, start, minutes=30)
+        path = write_metrics(self, METRICS)
+        aggregate = self.service("aggregate", BIZPULSE_METRICS=path, BIZPULSE_AGG_LATENESS_S=self.LATENESS)
+        self.tick(aggregate)
+        t = self.watermarks()["signups_de"][0] - 240
+        edited = self.db.sql(f"""UPDATE business_events SET payload = payload || '{{"country": "DE"}}'
+                                 WHERE event_type = 'registration_attempt' AND payload->>'country' <> 'DE'
+                                   AND event_timestamp >= to_timestamp({t}) AND event_timestamp < to_timestamp({t} + 60)
+                                 RETURNING 1""")
+        self.assertGreater(len(edited), 0)
+        # The counts did not move: the edited minute keeps its old value (documented).
+        self.tick(aggregate)
+        self.assertNotEqual(mismatches(self.db, "signups_de", start, end), [])
+        aggregate.stop()
+        full = self.service("aggregate", BIZPULSE_METRICS=path, BIZPULSE_AGG_LATENESS_S=self.LATENESS,
+                            BIZPULSE_AGG_RESCAN="all")
+        got = self.tick(full)
+        self.assertLessEqual(self.epoch(got["signups_de"]["from"]), t, got["signups_de"])
+        assert_equals_oracle(self, start, end)
+
+    def test_a_bad_rescan_setting_is_refused_naming_it(self):
+        aggregate = self.service("aggregate", start=False, BIZPULSE_METRICS=write_metrics(self, METRICS),
+                                 BIZPULSE_AGG_RESCAN="sometimes")
+        proc = subprocess.run([harness.binary("aggregate"), "tick"], env=aggregate.env, capture_output=True,
+                              text=True, timeout=60)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("BIZPULSE_AGG_RESCAN must be 'changed' (the default) or 'all', not 'sometimes'", proc.stderr)
+
+
 class Replicas(harness.TestCase):
 
     def test_two_replicas_ticking_at_once_neither_double_count_nor_deadlock(self):
