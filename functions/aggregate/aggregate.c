@@ -651,10 +651,11 @@ static bool comparable(const track_t *t)
     return t->found && t->resume == 0 && t->counts != NULL && t->cfrom + 60 * (int64_t)t->num_counts == t->wm;
 }
 
-/* Counts (counts.h) the minutes of the comparable metrics' lateness windows. Then starts each comparable
- * metric's batch at the first interval whose count moved (at its watermark when none did),
- * and metrics of one interval and end at the earliest of these starts, so they still share
- * one scan. A metric left without work has nothing new and nothing changed. */
+/* Counts (counts.h) the minutes of the comparable metrics' lateness windows. Then starts each
+ * comparable metric's batch at the first interval whose count moved (at its watermark when
+ * none did), and metrics of one interval and end at the earliest start inside their own
+ * window, so they still share one scan (a metric far behind does not pull the others back).
+ * A metric left without work has nothing new and nothing changed. */
 static int skip_unchanged(bp_db_t *db, track_t *ts, const size_t *act, size_t na, bp_counts_t *c,
                           bp_err_t *err)
 {
@@ -693,10 +694,11 @@ static int skip_unchanged(bp_db_t *db, track_t *ts, const size_t *act, size_t na
         int64_t lo = start[k];
         for (size_t j = 0; j < na; j++) {
             const track_t *u = &ts[act[j]];
-            if (u->work && u->m->interval_s == t->m->interval_s && u->end == t->end && start[j] < lo)
+            if (u->work && u->m->interval_s == t->m->interval_s && u->end == t->end && start[j] < lo &&
+                start[j] >= t->win.safe_from)
                 lo = start[j];
         }
-        int64_t from = lo > t->win.safe_from ? lo : t->win.safe_from;
+        int64_t from = lo;
         if (from >= t->end) { /* reported as the empty window at its end */
             t->work = false;
             t->win.from = t->end;
