@@ -314,7 +314,7 @@ int bp_config_load(const char *path, bp_config_t **out, bp_err_t *err)
     return rc;
 }
 
-size_t bp_metric_types(const bp_metric_t *m, const char *out[2])
+size_t bp_config_metric_types(const bp_metric_t *m, const char *out[2])
 {
     if (m->kind != BP_KIND_RATIO) {
         out[0] = m->sel.event_type;

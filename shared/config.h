@@ -62,7 +62,7 @@ int bp_config_parse(const char *name, const char *text, size_t len, bp_config_t 
 
 /* The distinct event types metric m reads (a ratio's numerator and denominator may differ)
  * into out; returns how many (1 or 2). The strings are m's. */
-size_t bp_metric_types(const bp_metric_t *m, const char *out[2]);
+size_t bp_config_metric_types(const bp_metric_t *m, const char *out[2]);
 
 /* The metric called name, or NULL. */
 const bp_metric_t *bp_config_find(const bp_config_t *cfg, const char *name);

@@ -76,13 +76,15 @@ def metric_types(path):
 
 
 def metric_type_map(path):
-    """name -> the event types it reads."""
+    """name -> the event types it reads, in the order its counts are stored (counts.h: a
+    ratio's numerator type, then its denominator type when different)."""
     with open(path) as f:
         cfg = json.load(f)
     out = {}
     for m in cfg["metrics"]:
         if m["kind"] == "ratio":
-            out[m["name"]] = sorted({m["numerator"]["event_type"], m["denominator"]["event_type"]})
+            num, den = m["numerator"]["event_type"], m["denominator"]["event_type"]
+            out[m["name"]] = [num] if num == den else [num, den]
         else:
             out[m["name"]] = [m["event_type"]]
     return out
@@ -421,14 +423,16 @@ class Steady:
         if sql:
             psql("\n".join(sql))
         # The state a tick ending at e - 60 leaves: the watermark, the per-minute counts of each
-        # metric's types over the lateness window below it (1-minute metrics), no points at e - 60.
+        # of a metric's types over the lateness window below it, type after type (1-minute
+        # metrics; counts_key, the definition's, stays as the ticks wrote it), no points at e - 60.
         values = ",".join(f"('{n}', {sql_array(types_of[n])})" for n in names)
         psql(f"""DELETE FROM aggregated_metrics WHERE metric_name = ANY({sql_array(names)})
                    AND metric_timestamp >= to_timestamp({wm});
                  VACUUM aggregated_metrics;
                  UPDATE metric_watermarks w SET watermark = to_timestamp({wm}), counts_from = to_timestamp({cf}),
-                   counts = (SELECT coalesce(array_agg(c ORDER BY g.m), '{{}}') FROM generate_series({cf}, {wm} - 60, 60) g(m),
-                             LATERAL (SELECT count(*) c FROM business_events e WHERE e.event_type = ANY(v.types)
+                   counts = (SELECT coalesce(array_agg(c ORDER BY ty.i, g.m), '{{}}')
+                             FROM unnest(v.types) WITH ORDINALITY AS ty(t, i), generate_series({cf}, {wm} - 60, 60) g(m),
+                             LATERAL (SELECT count(*) c FROM business_events e WHERE e.event_type = ty.t
                                       AND e.event_timestamp >= to_timestamp(g.m)
                                       AND e.event_timestamp < to_timestamp(g.m + 60)) x)
                  FROM (VALUES {values}) v(name, types) WHERE w.metric_name = v.name;""")

@@ -30,9 +30,8 @@ static const bp_db_stmt_t lock_sql = {
 
 static const bp_db_stmt_t watermark_sql = {
     "bp_agg_watermarks",
-    "SELECT u.i, extract(epoch FROM w.watermark)::bigint AS wm, extract(epoch FROM w.counts_from)::bigint AS "
-    "cf,"
-    " w.counts::text AS counts"
+    "SELECT u.i, extract(epoch FROM w.watermark)::bigint AS wm,"
+    " extract(epoch FROM w.counts_from)::bigint AS cf, w.counts::text AS counts, w.counts_key AS ck"
     " FROM unnest($1::text[]) WITH ORDINALITY AS u(n, i) LEFT JOIN metric_watermarks w ON w.metric_name = u.n"
     " ORDER BY u.i",
     1};
@@ -47,15 +46,17 @@ static const bp_db_stmt_t first_event_sql = {
  * a watermark that does not move forward keeps none. */
 static const bp_db_stmt_t set_watermarks_sql = {
     "bp_agg_set_watermarks",
-    "INSERT INTO metric_watermarks (metric_name, watermark, counts_from, counts)"
-    " SELECT u.n, to_timestamp(u.w), to_timestamp(u.cf), u.c::bigint[]"
-    " FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[]) AS u(n, w, cf, c)"
+    "INSERT INTO metric_watermarks (metric_name, watermark, counts_from, counts, counts_key)"
+    " SELECT u.n, to_timestamp(u.w), to_timestamp(u.cf), u.c::bigint[], u.k"
+    " FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[]) AS u(n, w, cf, c, k)"
     " ON CONFLICT (metric_name) DO UPDATE"
     "   SET watermark = greatest(metric_watermarks.watermark, EXCLUDED.watermark), updated_at = now(),"
-    "       counts_from = CASE WHEN EXCLUDED.watermark >= metric_watermarks.watermark THEN "
-    "EXCLUDED.counts_from END,"
-    "       counts = CASE WHEN EXCLUDED.watermark >= metric_watermarks.watermark THEN EXCLUDED.counts END",
-    4};
+    "       counts_from = CASE WHEN EXCLUDED.watermark >= metric_watermarks.watermark"
+    "                     THEN EXCLUDED.counts_from END,"
+    "       counts = CASE WHEN EXCLUDED.watermark >= metric_watermarks.watermark THEN EXCLUDED.counts END,"
+    "       counts_key = CASE WHEN EXCLUDED.watermark >= metric_watermarks.watermark"
+    "                    THEN EXCLUDED.counts_key END",
+    5};
 
 static int64_t mono_ms(void)
 {
@@ -98,7 +99,7 @@ int bp_agg_options_from_env(bp_agg_options_t *opts, bp_err_t *err)
 static int types_array(const bp_metric_t *m, bp_buf_t *out)
 {
     const char *types[2];
-    return bp_db_append_text_array(out, types, bp_metric_types(m, types));
+    return bp_db_append_text_array(out, types, bp_config_metric_types(m, types));
 }
 
 static int query_int(bp_db_t *db, const bp_db_stmt_t *stmt, const char *const *params, const char *col,
@@ -124,9 +125,11 @@ typedef struct {
     bp_buf_t revised; /* JSON array body of revised ranges */
     int num_revised;
     bool skipped, done;
-    /* counts.h: minutes from safe_from on were either recomputed here or counted unchanged at
-     * the round's start (head); counts holds the metric's counts for its new watermark, over
-     * [counts_from, to), when every minute of it is known (counted) */
+    /* counts.h. safe_from: where the round's batch began before skip_unchanged() moved it; the
+     * minutes from there on were either recomputed here (the scan's tally) or counted at the
+     * round's start and found unchanged (head), so their counts are no newer than the stored
+     * data, and only those may be stored. counts: the metric's counts for its new watermark,
+     * over [counts_from, to), when every minute of it is known (counted). */
     int64_t safe_from, counts_from;
     const bp_counts_t *head;
     bp_buf_t counts;
@@ -502,8 +505,10 @@ static int compute_group(bp_worker_t *w, const bp_metric_t *const *ms, window_t 
         window_t *win = wins[i];
         win->counts_from = bp_time_floor(win->to - o->lateness_s, ms[i]->interval_s);
         if (win->head != NULL && win->counts_from >= win->safe_from)
-            win->counted = bp_counts_literal(win->head, &scan.tally, win->from, ms[i], win->counts_from,
-                                             win->to, &win->counts, &rc);
+            rc = bp_counts_literal(win->head, &scan.tally, win->from, ms[i], win->counts_from, win->to,
+                                   &win->counts, &win->counted);
+        if (rc == BP_ETOOBIG) /* counts too long to keep: the next tick recomputes the window */
+            rc = 0;
         if (rc != 0)
             rc = bp_err_set(err, rc, "out of memory");
     }
@@ -555,7 +560,9 @@ typedef struct {
     /* this round: */
     bool locked, found, work, grouped;
     int64_t wm, end;
-    int64_t cfrom;   /* stored counts (counts.h) of the minutes [cfrom, wm); NULL when none */
+    /* stored counts (counts.h) of the minutes [cfrom, wm), taken under the definition ckey;
+     * counts is NULL when there are none */
+    int64_t cfrom, ckey;
     int64_t *counts; /* owned */
     size_t num_counts;
     window_t win;
@@ -633,22 +640,52 @@ static int read_watermarks(bp_db_t *db, const char *names, track_t *ts, const si
         t->wm = t->found ? bp_db_int(res, (int)k, "wm") : 0;
         t->counts = NULL;
         t->num_counts = 0;
-        if (t->found && !bp_db_isnull(res, (int)k, "cf") && !bp_db_isnull(res, (int)k, "counts")) {
+        if (t->found && !bp_db_isnull(res, (int)k, "cf") && !bp_db_isnull(res, (int)k, "counts") &&
+            !bp_db_isnull(res, (int)k, "ck")) {
             t->cfrom = bp_db_int(res, (int)k, "cf");
-            /* unreadable counts are no counts: the window is recomputed whole */
-            if (bp_counts_parse(bp_db_text(res, (int)k, "counts"), &t->counts, &t->num_counts) == BP_ENOMEM)
+            t->ckey = bp_db_int(res, (int)k, "ck");
+            int prc = bp_counts_parse(bp_db_text(res, (int)k, "counts"), &t->counts, &t->num_counts);
+            if (prc == BP_ENOMEM)
                 rc = bp_err_set(err, BP_ENOMEM, "out of memory");
+            else if (prc != 0) /* no counts: the window is recomputed whole, and they are rewritten */
+                bp_log(BP_LOG_WARNING, "metric_watermarks.counts of %s is not a bigint[] of counts; ignored",
+                       t->m->name);
         }
     }
     PQclear(res);
     return rc;
 }
 
-/* A tick's first batch of a metric whose stored counts end at its watermark can skip the
- * minutes of its lateness window whose counts have not moved. */
+/* A tick's first batch of a metric whose stored counts end at its watermark and were taken
+ * under its current definition can skip the minutes of its lateness window whose counts have
+ * not moved. */
 static bool comparable(const track_t *t)
 {
-    return t->found && t->resume == 0 && t->counts != NULL && t->cfrom + 60 * (int64_t)t->num_counts == t->wm;
+    const char *types[2];
+    size_t nt = bp_config_metric_types(t->m, types);
+    return t->found && t->resume == 0 && t->counts != NULL && t->num_counts % nt == 0 &&
+           t->cfrom + 60 * (int64_t)(t->num_counts / nt) == t->wm && t->ckey == bp_counts_key(t->m);
+}
+
+/* The first minute of [t->win.from, t->wm) where a count of t's types differs from the stored
+ * one (t->wm when none does). */
+static int64_t first_moved(const track_t *t, const bp_counts_t *c)
+{
+    const char *types[2];
+    size_t nt = bp_config_metric_types(t->m, types);
+    size_t per_type = t->num_counts / nt;
+    int64_t minute = t->win.from;
+    for (; minute < t->wm; minute += 60) {
+        if (minute < t->cfrom)
+            return minute;
+        size_t at = (size_t)((minute - t->cfrom) / 60);
+        for (size_t i = 0; i < nt; i++) {
+            int64_t n;
+            if (!bp_counts_get(c, types[i], minute, &n) || n != t->counts[i * per_type + at])
+                return minute;
+        }
+    }
+    return minute;
 }
 
 /* Counts (counts.h) the minutes of the comparable metrics' lateness windows. Then starts each
@@ -681,11 +718,7 @@ static int skip_unchanged(bp_db_t *db, track_t *ts, const size_t *act, size_t na
         start[k] = t->win.from;
         if (!t->work || !comparable(t))
             continue;
-        int64_t m = t->win.from, now;
-        while (m < t->wm && m >= t->cfrom && bp_counts_get(c, t->m, m, &now) &&
-               now == t->counts[(m - t->cfrom) / 60])
-            m += 60;
-        start[k] = bp_time_floor(m, t->m->interval_s);
+        start[k] = bp_time_floor(first_moved(t, c), t->m->interval_s);
     }
     for (size_t k = 0; k < na; k++) {
         track_t *t = &ts[act[k]];
@@ -731,17 +764,18 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
     const bp_metric_t **gm = calloc(n + 1, sizeof(bp_metric_t *));
     window_t **gw = calloc(n + 1, sizeof(window_t *));
     int64_t *grev = calloc(n + 1, sizeof(int64_t));
-    int64_t *cfrom = calloc(n + 1, sizeof(int64_t));
+    int64_t *wm_from = calloc(n + 1, sizeof(int64_t)), *wm_key = calloc(n + 1, sizeof(int64_t));
     const char **clits = calloc(n + 1, sizeof(char *));
     bp_counts_t counts = {0};
-    bp_buf_t lit, wm_names, wm_values, wm_cfrom, wm_clits;
+    bp_buf_t lit, wm_names, wm_values, wm_cfrom, wm_clits, wm_keys;
     bp_buf_init(&lit, 1u << 20);
     bp_buf_init(&wm_names, 1u << 20);
     bp_buf_init(&wm_values, 1u << 20);
     bp_buf_init(&wm_cfrom, 1u << 20);
     bp_buf_init(&wm_clits, 256u << 20);
+    bp_buf_init(&wm_keys, 1u << 20);
     int rc = act == NULL || names == NULL || col == NULL || gm == NULL || gw == NULL || grev == NULL ||
-                     cfrom == NULL || clits == NULL
+                     wm_from == NULL || wm_key == NULL || clits == NULL
                  ? bp_err_set(err, BP_ENOMEM, "out of memory")
                  : 0;
     for (size_t i = 0; rc == 0 && i < n; i++)
@@ -834,17 +868,19 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
         col[nw] = to > t->wm ? to : t->wm;
         /* the counts end where the window ended (a watermark kept higher has none) */
         bool counted = t->work && t->win.counted && col[nw] == t->win.to;
-        cfrom[nw] = counted ? t->win.counts_from : col[nw];
+        wm_from[nw] = counted ? t->win.counts_from : col[nw];
+        wm_key[nw] = bp_counts_key(t->m);
         clits[nw++] = counted ? t->win.counts.base : NULL;
     }
     if (nw > 0) {
         if ((rc = bp_db_append_text_array(&wm_names, names, nw)) != 0 ||
-            (rc = append_ints(&wm_values, col, nw)) != 0 || (rc = append_ints(&wm_cfrom, cfrom, nw)) != 0 ||
-            (rc = bp_db_append_text_array(&wm_clits, clits, nw)) != 0) {
+            (rc = append_ints(&wm_values, col, nw)) != 0 || (rc = append_ints(&wm_cfrom, wm_from, nw)) != 0 ||
+            (rc = bp_db_append_text_array(&wm_clits, clits, nw)) != 0 ||
+            (rc = append_ints(&wm_keys, wm_key, nw)) != 0) {
             rc = bp_err_set(err, rc, "too many metrics");
             goto fail;
         }
-        const char *p[] = {wm_names.base, wm_values.base, wm_cfrom.base, wm_clits.base};
+        const char *p[] = {wm_names.base, wm_values.base, wm_cfrom.base, wm_clits.base, wm_keys.base};
         if ((rc = bp_db_query(db, &set_watermarks_sql, p, NULL, err)) != 0)
             goto fail;
     }
@@ -871,6 +907,7 @@ out:
         track_t *t = &ts[act[k]];
         bp_buf_free(&t->win.revised);
         bp_buf_free(&t->win.counts);
+        t->win.head = NULL; /* &counts, freed below */
         free(t->counts);
         t->counts = NULL;
     }
@@ -880,7 +917,9 @@ out:
     bp_buf_free(&wm_values);
     bp_buf_free(&wm_cfrom);
     bp_buf_free(&wm_clits);
-    free(cfrom);
+    bp_buf_free(&wm_keys);
+    free(wm_from);
+    free(wm_key);
     free(clits);
     free(act);
     free(names);

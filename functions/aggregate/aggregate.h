@@ -3,14 +3,17 @@
  *
  * For each declared metric, under a per-metric advisory lock (so N replicas never do the same
  * work, and a metric another replica holds is skipped, not waited for): every closed interval
- * from (watermark − lateness) to (now − grace) is recomputed; only points that changed are
- * written; the watermark advances; and when something changed, a
+ * from (watermark − lateness) to (now − grace) is accounted for: the new ones are computed,
+ * and those behind the watermark are recomputed from the first minute whose per-type event
+ * count moved since they were aggregated (counts.h; all of them with rescan_all); only points
+ * that changed are written; the watermark advances; and when something changed, a
  * dev.bizpulse.metrics.aggregated.v1 event goes into the outbox in the same transaction, naming
  * the changed range and the revised windows (intervals that had a different value before,
  * e.g. because late events arrived). Event rows are never written.
  *
  * A tick works in rounds, each one transaction for every metric not caught up yet: try-lock
- * them all and read their watermarks (one round trip each), then give every locked metric a
+ * them all and read their watermarks (one round trip each), count the lateness windows of
+ * those whose counts can be compared (one more), then give every locked metric a
  * batch of at most BP_AGG_BATCH_INTERVALS intervals. Metrics whose batches share interval and
  * window (all of them, in a steady tick) are computed together: one pass over their events
  * (scan.h), the cardinality cap, one comparison with what is stored and one write (points.h).
@@ -37,7 +40,7 @@
 typedef struct st_bp_agg_options_t {
     int64_t now;          /* epoch seconds; "now" of this tick */
     int64_t grace_s;      /* an interval is closed once now − grace passes its end */
-    int64_t lateness_s;   /* how far behind the watermark to re-aggregate for late events */
+    int64_t lateness_s;   /* how far behind the watermark late events still count */
     int64_t lookback_s;   /* first run: how far back to start at most */
     int64_t series_ttl_s; /* dimension series without events for this long are no longer zero-filled */
     int64_t budget_ms;    /* stop starting new batches after this long; the next tick continues */
@@ -48,8 +51,9 @@ typedef struct st_bp_agg_options_t {
     const char *trigger;  /* "scheduler:<job>@<time>", "ping:<id>", "run", "cli"; recorded in events */
 } bp_agg_options_t;
 
-/* Reads BIZPULSE_AGG_GRACE_S, _LATENESS_S, _LOOKBACK_S, _SERIES_TTL_S, _BUDGET_MS, _MAX_EVENTS, _MAX_POINTS
- * into opts (now = current time, trigger = NULL). BP_ECONFIG on a bad value. */
+/* Reads BIZPULSE_AGG_GRACE_S, _LATENESS_S, _LOOKBACK_S, _SERIES_TTL_S, _BUDGET_MS, _MAX_EVENTS,
+ * _MAX_POINTS and _RESCAN (changed | all) into opts (now = current time, trigger = NULL).
+ * BP_ECONFIG on a bad value. */
 int bp_agg_options_from_env(bp_agg_options_t *opts, bp_err_t *err);
 
 /* Runs one tick over every metric. Appends a JSON array of per-metric results to out

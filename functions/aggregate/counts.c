@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +21,7 @@ static const bp_db_stmt_t counts_sql = {
 int bp_counts_want(bp_counts_t *c, const bp_metric_t *m, int64_t from, int64_t to, bp_err_t *err)
 {
     const char *types[2];
-    size_t nt = bp_metric_types(m, types);
+    size_t nt = bp_config_metric_types(m, types);
     for (size_t i = 0; i < nt; i++) {
         uint32_t id;
         bool added;
@@ -124,45 +125,66 @@ int bp_counts_measure(bp_db_t *db, bp_counts_t *c, bp_err_t *err)
     return 0;
 }
 
-bool bp_counts_get(const bp_counts_t *c, const bp_metric_t *m, int64_t t, int64_t *out)
+bool bp_counts_get(const bp_counts_t *c, const char *type, int64_t t, int64_t *out)
 {
     if (c == NULL || c->n == NULL)
         return false;
     const int64_t *at = bsearch(&t, c->minutes, c->num_minutes, sizeof(int64_t), cmp_i64);
-    if (at == NULL)
+    int64_t id = at != NULL ? bp_strtab_find(&c->types, type, strlen(type)) : -1;
+    if (id < 0 || c->n[(size_t)id * c->num_minutes + (size_t)(at - c->minutes)] < 0)
         return false;
-    size_t j = (size_t)(at - c->minutes);
-    const char *types[2];
-    size_t nt = bp_metric_types(m, types);
-    int64_t sum = 0;
-    for (size_t i = 0; i < nt; i++) {
-        int64_t id = bp_strtab_find(&c->types, types[i], strlen(types[i]));
-        if (id < 0 || c->n[(size_t)id * c->num_minutes + j] < 0)
-            return false;
-        sum += c->n[(size_t)id * c->num_minutes + j];
-    }
-    *out = sum;
+    *out = c->n[(size_t)id * c->num_minutes + (size_t)(at - c->minutes)];
     return true;
 }
 
-bool bp_counts_literal(const bp_counts_t *before, const bp_counts_t *after, int64_t split,
-                       const bp_metric_t *m, int64_t from, int64_t to, bp_buf_t *out, int *rc)
+int bp_counts_literal(const bp_counts_t *before, const bp_counts_t *after, int64_t split,
+                      const bp_metric_t *m, int64_t from, int64_t to, bp_buf_t *out, bool *counted)
 {
+    const char *types[2];
+    size_t nt = bp_config_metric_types(m, types);
     int64_t v;
-    for (int64_t t = from; t < to; t += MINUTE)
-        if (!bp_counts_get(t < split ? before : after, m, t, &v))
-            return false;
+    *counted = false;
+    for (size_t i = 0; i < nt; i++)
+        for (int64_t t = from; t < to; t += MINUTE)
+            if (!bp_counts_get(t < split ? before : after, types[i], t, &v))
+                return 0;
     size_t mark = out->len;
-    *rc = bp_buf_append(out, "{", 1);
-    for (int64_t t = from; *rc == 0 && t < to; t += MINUTE) {
-        bp_counts_get(t < split ? before : after, m, t, &v);
-        *rc = bp_buf_appendf(out, "%s%" PRId64, t > from ? "," : "", v);
-    }
-    if (*rc == 0)
-        *rc = bp_buf_append(out, "}", 1);
-    if (*rc != 0)
+    int rc = bp_buf_append(out, "{", 1);
+    for (size_t i = 0; i < nt; i++)
+        for (int64_t t = from; rc == 0 && t < to; t += MINUTE) {
+            bp_counts_get(t < split ? before : after, types[i], t, &v);
+            rc = bp_buf_appendf(out, "%s%" PRId64, i > 0 || t > from ? "," : "", v);
+        }
+    if (rc == 0)
+        rc = bp_buf_append(out, "}", 1);
+    if (rc != 0)
         out->len = mark;
-    return *rc == 0;
+    *counted = rc == 0;
+    return rc;
+}
+
+static void fnv(uint64_t *h, const char *s)
+{
+    for (; s != NULL && *s; s++)
+        *h = (*h ^ (unsigned char)*s) * 1099511628211ULL;
+    *h = (*h ^ (s == NULL ? 0xfe : 0xff)) * 1099511628211ULL; /* NULL and "" differ */
+}
+
+int64_t bp_counts_key(const bp_metric_t *m)
+{
+    uint64_t h = 14695981039346656037ULL;
+    char nums[64];
+    snprintf(nums, sizeof(nums), "%d/%d/%d", (int)m->kind, m->interval_s, m->max_series);
+    fnv(&h, nums);
+    const bp_event_sel_t *sels[] = {&m->sel, &m->num, &m->den};
+    for (size_t i = 0; i < 3; i++) {
+        fnv(&h, sels[i]->event_type);
+        fnv(&h, sels[i]->filter_json);
+    }
+    fnv(&h, m->field);
+    for (size_t i = 0; i < m->num_dimensions; i++)
+        fnv(&h, m->dimensions[i]);
+    return (int64_t)(h >> 1); /* a bigint, never negative */
 }
 
 int bp_counts_parse(const char *lit, int64_t **out, size_t *len)

@@ -6,8 +6,8 @@
  * interval (an interval without events is a 0, not a gap; a ratio's is NULL with parts 0/0);
  * for count, sum and distinct also every series marked in `grid` for every interval (zero-
  * filled, so a series falling to 0 is a drop); for a ratio the grid's dimension rows with events
- * (one without either part says nothing, so it is not added; but a stored one whose events
- * went away, deleted or edited, is rewritten as no data: NULL, 0/0).
+ * (one without either part says nothing, so it is not added; but where a grid series has a
+ * stored row whose events went away, deleted or edited, it is rewritten as no data: NULL, 0/0).
  *
  * bp_points_sync reads what is stored for those rows (one statement for every metric of the
  * scan), marks the points whose value, parts or event count differ or are missing, and writes

@@ -386,13 +386,26 @@ class UnchangedWindow(harness.TestCase):
                            "extract(epoch FROM counts_from)::bigint, counts::text FROM metric_watermarks")
         return {r[0]: (int(r[1]), None if r[2] is None else int(r[2]), r[3]) for r in rows}
 
-    def per_minute(self, types, t0, t1):
-        rows = self.db.sql(f"""SELECT g.m, (SELECT count(*) FROM business_events WHERE event_type = ANY(:'types')
-                                           AND event_timestamp >= to_timestamp(g.m)
-                                           AND event_timestamp < to_timestamp(g.m + 60))
-                               FROM generate_series({t0}, {t1} - 60, 60) g(m) ORDER BY g.m""",
+    # each metric's event types, in the order its counts are stored (a ratio: numerator first)
+    TYPES = {"signups_de": ["registration_attempt"], "revenue_eur": ["order_placed"],
+             "success_rate": ["registration_success", "registration_attempt"], "active_users": ["login"],
+             "orders_5m": ["order_placed"]}
+
+    def oracle_counts(self, types, t0, t1):
+        """What counts.h stores: per type, its events per minute of [t0, t1), type after type."""
+        rows = self.db.sql(f"""SELECT (SELECT count(*) FROM business_events WHERE event_type = ty.t
+                                          AND event_timestamp >= to_timestamp(g.m)
+                                          AND event_timestamp < to_timestamp(g.m + 60))
+                               FROM unnest(:'types'::text[]) WITH ORDINALITY AS ty(t, i),
+                                    generate_series({t0}, {t1} - 60, 60) g(m) ORDER BY ty.i, g.m""",
                            types="{" + ",".join(types) + "}")
-        return "{" + ",".join(r[1] for r in rows) + "}"
+        return "{" + ",".join(r[0] for r in rows) + "}"
+
+    def assert_counts_are_the_events(self):
+        for name, (wm, cf, counts) in self.watermarks().items():
+            interval = 300 if name == "orders_5m" else 60
+            self.assertEqual(cf, (wm - self.LATENESS) // interval * interval, name)
+            self.assertEqual(counts, self.oracle_counts(self.TYPES[name], cf, wm), name)
 
     def test_late_deleted_and_retyped_events_are_found_by_their_minute_and_nothing_else_is_recomputed(self):
         end = harness.last_closed_minute()
@@ -402,37 +415,31 @@ class UnchangedWindow(harness.TestCase):
         aggregate = self.service("aggregate", BIZPULSE_METRICS=path, BIZPULSE_AGG_LATENESS_S=self.LATENESS)
         self.tick(aggregate)
         # Each metric's counts: its event types per minute of the lateness window below its watermark.
-        types = {"signups_de": ["registration_attempt"], "revenue_eur": ["order_placed"],
-                 "success_rate": ["registration_attempt", "registration_success"], "active_users": ["login"],
-                 "orders_5m": ["order_placed"]}
-        marks = self.watermarks()
-        for name, (wm, cf, counts) in marks.items():
-            interval = 300 if name == "orders_5m" else 60
-            self.assertEqual(cf, (wm - self.LATENESS) // interval * interval, name)
-            self.assertEqual(counts, self.per_minute(types[name], cf, wm), name)
+        self.assert_counts_are_the_events()
 
         # Nothing changed: nothing below the watermarks is recomputed.
+        marks = self.watermarks()
         for name, m in self.tick(aggregate).items():
             self.assertGreaterEqual(self.epoch(m["from"]), marks[name][0], m)
             self.assertEqual(m["revised_ranges"], 0, m)
 
-        # A late event, a deleted one, one moved to another type: each is found in its minute.
-        marks = self.watermarks()
-        wm = marks["signups_de"][0]
+        # A late event, a deleted one, one moved to another type: each is found in its minute,
+        # and the counts stored after (skipped minutes and recomputed ones) are the events.
         cases = [
-            ("late", wm - 420, """INSERT INTO business_events (event_type, event_timestamp, payload)
-                                  VALUES ('registration_attempt', to_timestamp({t} + 5),
-                                          '{{"country": "DE", "platform": "ios"}}')"""),
-            ("deleted", wm - 300, """DELETE FROM business_events WHERE id = (SELECT min(id) FROM business_events
-                                     WHERE event_type = 'login' AND event_timestamp >= to_timestamp({t})
-                                       AND event_timestamp < to_timestamp({t} + 60))"""),
-            ("retyped", wm - 180, """UPDATE business_events SET event_type = 'refund' WHERE id = (SELECT min(id)
-                                     FROM business_events WHERE event_type = 'order_placed'
-                                       AND event_timestamp >= to_timestamp({t})
-                                       AND event_timestamp < to_timestamp({t} + 60))"""),
+            ("late", 420, """INSERT INTO business_events (event_type, event_timestamp, payload)
+                             VALUES ('registration_attempt', to_timestamp({t} + 5),
+                                     '{{"country": "DE", "platform": "ios"}}')"""),
+            ("deleted", 300, """DELETE FROM business_events WHERE id = (SELECT min(id) FROM business_events
+                                WHERE event_type = 'login' AND event_timestamp >= to_timestamp({t})
+                                  AND event_timestamp < to_timestamp({t} + 60))"""),
+            ("retyped", 180, """UPDATE business_events SET event_type = 'refund' WHERE id = (SELECT min(id)
+                                FROM business_events WHERE event_type = 'order_placed'
+                                  AND event_timestamp >= to_timestamp({t})
+                                  AND event_timestamp < to_timestamp({t} + 60))"""),
         ]
-        for what, t, sql in cases:
+        for what, back, sql in cases:
             before = self.watermarks()
+            t = before["signups_de"][0] - back
             self.assertEqual(len(self.db.sql(sql.format(t=t) + " RETURNING 1")), 1, what)
             got = self.tick(aggregate)
             # the 1-minute metrics share one scan: all start at the changed minute
@@ -443,13 +450,60 @@ class UnchangedWindow(harness.TestCase):
             else:
                 self.assertGreaterEqual(self.epoch(five["from"]), before["orders_5m"][0], (what, five))
             assert_equals_oracle(self, start, end)
+            self.assert_counts_are_the_events()
         self.assertGreater(int(self.db.value("SELECT count(*) FROM outbox WHERE data ? 'revised'")), 0)
 
-        # Counts that do not end at the watermark (here: none) recompute the whole window.
+        # No counts, or counts that do not end at the watermark (moved by hand): the whole window.
         self.db.sql("UPDATE metric_watermarks SET counts = NULL WHERE metric_name = 'active_users'")
         wm = self.watermarks()["active_users"][0]
         got = self.tick(aggregate)
         self.assertEqual(self.epoch(got["active_users"]["from"]), wm - self.LATENESS, got["active_users"])
+        self.db.sql("UPDATE metric_watermarks SET watermark = watermark - interval '2 minutes' "
+                    "WHERE metric_name = 'revenue_eur'")
+        wm = self.watermarks()["revenue_eur"][0]
+        got = self.tick(aggregate)
+        self.assertEqual(self.epoch(got["revenue_eur"]["from"]), wm - self.LATENESS, got["revenue_eur"])
+        assert_equals_oracle(self, start, end)
+
+    def test_a_ratio_whose_event_moves_from_denominator_to_numerator_type_is_recomputed(self):
+        # Only the ratio reads these types: no other metric's change pulls it back.
+        end = harness.last_closed_minute()
+        start = end - datetime.timedelta(minutes=30)
+        load_events(self.db, start, minutes=30)
+        only = {"metrics": [m for m in METRICS["metrics"] if m["name"] == "success_rate"]}
+        aggregate = self.service("aggregate", BIZPULSE_METRICS=write_metrics(self, only),
+                                 BIZPULSE_AGG_LATENESS_S=self.LATENESS)
+        self.tick(aggregate)
+        t = self.watermarks()["success_rate"][0] - 240
+        moved = self.db.sql(f"""UPDATE business_events SET event_type = 'registration_success'
+                                WHERE id = (SELECT min(id) FROM business_events WHERE event_type = 'registration_attempt'
+                                            AND event_timestamp >= to_timestamp({t})
+                                            AND event_timestamp < to_timestamp({t} + 60)) RETURNING 1""")
+        self.assertEqual(len(moved), 1)
+        got = self.tick(aggregate)["success_rate"]
+        self.assertEqual(self.epoch(got["from"]), t, got)
+        self.assertGreaterEqual(got["changed"], 1, got)
+        self.assertEqual(mismatches(self.db, "success_rate", start, end, zero=None)[:5], [])
+
+    def test_a_changed_definition_recomputes_the_whole_window_once(self):
+        end = harness.last_closed_minute()
+        start = end - datetime.timedelta(minutes=30)
+        load_events(self.db, start, minutes=30)
+        aggregate = self.service("aggregate", BIZPULSE_METRICS=write_metrics(self, METRICS),
+                                 BIZPULSE_AGG_LATENESS_S=self.LATENESS)
+        self.tick(aggregate)
+        aggregate.stop()
+        changed = json.loads(json.dumps(METRICS))
+        [m] = [m for m in changed["metrics"] if m["name"] == "orders_5m"]
+        m["filter"] = {"currency": "EUR"}
+        aggregate = self.service("aggregate", BIZPULSE_METRICS=write_metrics(self, changed),
+                                 BIZPULSE_AGG_LATENESS_S=self.LATENESS)
+        wm = self.watermarks()["orders_5m"][0]
+        got = self.tick(aggregate)
+        self.assertEqual(self.epoch(got["orders_5m"]["from"]), (wm - self.LATENESS) // 300 * 300, got["orders_5m"])
+        self.assertGreater(got["orders_5m"]["changed"], 0, got["orders_5m"])
+        again = self.tick(aggregate)["orders_5m"]
+        self.assertGreaterEqual(self.epoch(again["from"]), self.watermarks()["orders_5m"][0] - 300, again)
 
     def test_a_payload_edited_in_place_needs_rescan_all(self):
         end = harness.last_closed_minute()

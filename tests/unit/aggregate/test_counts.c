@@ -1,5 +1,5 @@
-/* Per-minute counts: tallying by (type, minute), reading a metric's sum of its types, the
- * stored literal from two sources, and parsing stored literals (a bad one is no counts). */
+/* Per-minute counts: tallying by (type, minute), the stored literal (type-major) from two
+ * sources, the definition key, and parsing stored literals (a bad one is no counts). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,18 +30,22 @@ static void test_a_tally_counts_wanted_minutes_of_wanted_types_only(void)
     bp_counts_add(&c, "ok", 2, 599);    /* before */
     bp_counts_add(&c, "ok", 2, 780);    /* after */
     int64_t n = -1;
-    CHECK(bp_counts_get(&c, &m, 600, &n));
-    CHECK_INT(n, 2);
-    CHECK(bp_counts_get(&c, &m, 660, &n));
+    CHECK(bp_counts_get(&c, "ok", 600, &n));
     CHECK_INT(n, 1);
-    CHECK(bp_counts_get(&c, &m, 720, &n));
+    CHECK(bp_counts_get(&c, "try", 600, &n));
+    CHECK_INT(n, 1);
+    CHECK(bp_counts_get(&c, "try", 660, &n));
+    CHECK_INT(n, 1);
+    CHECK(bp_counts_get(&c, "ok", 720, &n));
     CHECK_INT(n, 0);
-    CHECK(!bp_counts_get(&c, &m, 780, &n));
-    CHECK(!bp_counts_get(NULL, &m, 600, &n));
+    CHECK(!bp_counts_get(&c, "ok", 780, &n));
+    CHECK(!bp_counts_get(&c, "other", 660, &n));
+    CHECK(!bp_counts_get(NULL, "ok", 600, &n));
     bp_counts_free(&c);
+    bp_counts_free(&c); /* a freed one is empty */
 }
 
-static void test_a_literal_takes_early_minutes_from_before_and_fails_on_a_gap(void)
+static void test_a_literal_is_type_major_takes_early_minutes_from_before_and_fails_on_a_gap(void)
 {
     bp_metric_t m = ratio();
     bp_counts_t head = {0}, tally = {0};
@@ -53,23 +57,53 @@ static void test_a_literal_takes_early_minutes_from_before_and_fails_on_a_gap(vo
     CHECK_INT(bp_counts_zero(&tally, &err), 0);
     for (int i = 0; i < 7; i++)
         bp_counts_add(&tally, "ok", 2, 200);
+    bp_counts_add(&tally, "try", 3, 239);
     bp_buf_t out;
     bp_buf_init(&out, 1024);
-    int rc = 0;
-    CHECK(bp_counts_literal(&head, &tally, 120, &m, 0, 240, &out, &rc));
-    CHECK_STR(out.base, "{0,1,0,7}");
+    bool counted = false;
+    CHECK_INT(bp_counts_literal(&head, &tally, 120, &m, 0, 240, &out, &counted), 0);
+    CHECK(counted);
+    CHECK_STR(out.base, "{0,0,0,7,0,1,0,1}"); /* ok: 4 minutes, then try: 4 minutes */
     bp_buf_free(&out);
     bp_buf_init(&out, 1024);
     /* split too early: minute 60 is asked of the tally, which did not count it */
-    CHECK(!bp_counts_literal(&head, &tally, 60, &m, 0, 240, &out, &rc));
-    CHECK_INT(rc, 0);
+    CHECK_INT(bp_counts_literal(&head, &tally, 60, &m, 0, 240, &out, &counted), 0);
+    CHECK(!counted);
     CHECK_INT(out.len, 0);
     /* an empty window is an empty array */
-    CHECK(bp_counts_literal(&head, &tally, 120, &m, 120, 120, &out, &rc));
+    CHECK_INT(bp_counts_literal(&head, &tally, 120, &m, 120, 120, &out, &counted), 0);
+    CHECK(counted);
     CHECK_STR(out.base, "{}");
     bp_buf_free(&out);
     bp_counts_free(&head);
     bp_counts_free(&tally);
+}
+
+static void test_the_key_changes_with_what_the_points_depend_on_only(void)
+{
+    bp_metric_t a = ratio(), b = ratio();
+    CHECK(bp_counts_key(&a) == bp_counts_key(&b));
+    CHECK(bp_counts_key(&a) >= 0);
+    b.method = "sigma3"; /* detection only */
+    CHECK(bp_counts_key(&a) == bp_counts_key(&b));
+    b.interval_s = 300;
+    CHECK(bp_counts_key(&a) != bp_counts_key(&b));
+    b = ratio();
+    b.num.filter_json = "{\"country\":\"DE\"}";
+    CHECK(bp_counts_key(&a) != bp_counts_key(&b));
+    b = ratio();
+    b.den.event_type = "ok"; /* numerator and denominator swapped roles */
+    b.num.event_type = "try";
+    CHECK(bp_counts_key(&a) != bp_counts_key(&b));
+    char *dims[] = {"country", "platform"}, *joined[] = {"countryplatform"};
+    b = ratio();
+    b.dimensions = dims;
+    b.num_dimensions = 2;
+    bp_metric_t c = ratio();
+    c.dimensions = joined;
+    c.num_dimensions = 1;
+    CHECK(bp_counts_key(&b) != bp_counts_key(&c));
+    CHECK(bp_counts_key(&a) != bp_counts_key(&b));
 }
 
 static void test_stored_literals_parse_and_bad_ones_are_refused(void)
@@ -95,7 +129,8 @@ static void test_stored_literals_parse_and_bad_ones_are_refused(void)
 int main(void)
 {
     RUN(test_a_tally_counts_wanted_minutes_of_wanted_types_only);
-    RUN(test_a_literal_takes_early_minutes_from_before_and_fails_on_a_gap);
+    RUN(test_a_literal_is_type_major_takes_early_minutes_from_before_and_fails_on_a_gap);
+    RUN(test_the_key_changes_with_what_the_points_depend_on_only);
     RUN(test_stored_literals_parse_and_bad_ones_are_refused);
     TEST_DONE();
 }

@@ -17,7 +17,8 @@ static void test_whole_numbers_print_as_integers(void)
 
 static void test_every_value_reads_back_exactly(void)
 {
-    const double v[] = {0.1, 1.0 / 3, -2.5, 1e300, -1e-300, 9007199254740992.0, 1e20, -0.0, DBL_MIN, DBL_MAX, 123456.789};
+    const double v[] = {0.1,  1.0 / 3, -2.5,    1e300,   -1e-300,   9007199254740992.0,
+                        1e20, -0.0,    DBL_MIN, DBL_MAX, 123456.789};
     char out[BP_POINTS_NUM_MAX];
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
         size_t n = bp_points_format(v[i], out);
