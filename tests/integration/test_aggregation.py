@@ -373,6 +373,17 @@ class UnchangedWindow(harness.TestCase):
 
     LATENESS = 600
 
+    def started(self, minutes, metrics=METRICS, **env):
+        """Events over the last `minutes` closed minutes and an aggregate that has ticked once
+        over them: (start, end, aggregate)."""
+        end = harness.last_closed_minute()
+        start = end - datetime.timedelta(minutes=minutes)
+        load_events(self.db, start, minutes=minutes)
+        aggregate = self.service("aggregate", BIZPULSE_METRICS=write_metrics(self, metrics),
+                                 BIZPULSE_AGG_LATENESS_S=self.LATENESS, **env)
+        self.tick(aggregate)
+        return start, end, aggregate
+
     def tick(self, aggregate):
         res = aggregate.scheduler_tick()
         self.assertEqual(res.status, 200, res)
@@ -408,12 +419,7 @@ class UnchangedWindow(harness.TestCase):
             self.assertEqual(counts, self.oracle_counts(self.TYPES[name], cf, wm), name)
 
     def test_late_deleted_and_retyped_events_are_found_by_their_minute_and_nothing_else_is_recomputed(self):
-        end = harness.last_closed_minute()
-        start = end - datetime.timedelta(minutes=60)
-        load_events(self.db, start, minutes=60)
-        path = write_metrics(self, METRICS)
-        aggregate = self.service("aggregate", BIZPULSE_METRICS=path, BIZPULSE_AGG_LATENESS_S=self.LATENESS)
-        self.tick(aggregate)
+        start, end, aggregate = self.started(60)
         # Each metric's counts: its event types per minute of the lateness window below its watermark.
         self.assert_counts_are_the_events()
 
@@ -467,13 +473,8 @@ class UnchangedWindow(harness.TestCase):
 
     def test_a_ratio_whose_event_moves_from_denominator_to_numerator_type_is_recomputed(self):
         # Only the ratio reads these types: no other metric's change pulls it back.
-        end = harness.last_closed_minute()
-        start = end - datetime.timedelta(minutes=30)
-        load_events(self.db, start, minutes=30)
         only = {"metrics": [m for m in METRICS["metrics"] if m["name"] == "success_rate"]}
-        aggregate = self.service("aggregate", BIZPULSE_METRICS=write_metrics(self, only),
-                                 BIZPULSE_AGG_LATENESS_S=self.LATENESS)
-        self.tick(aggregate)
+        start, end, aggregate = self.started(30, only)
         t = self.watermarks()["success_rate"][0] - 240
         moved = self.db.sql(f"""UPDATE business_events SET event_type = 'registration_success'
                                 WHERE id = (SELECT min(id) FROM business_events WHERE event_type = 'registration_attempt'
@@ -486,12 +487,7 @@ class UnchangedWindow(harness.TestCase):
         self.assertEqual(mismatches(self.db, "success_rate", start, end, zero=None)[:5], [])
 
     def test_a_changed_definition_recomputes_the_whole_window_once(self):
-        end = harness.last_closed_minute()
-        start = end - datetime.timedelta(minutes=30)
-        load_events(self.db, start, minutes=30)
-        aggregate = self.service("aggregate", BIZPULSE_METRICS=write_metrics(self, METRICS),
-                                 BIZPULSE_AGG_LATENESS_S=self.LATENESS)
-        self.tick(aggregate)
+        _, _, aggregate = self.started(30)
         aggregate.stop()
         changed = json.loads(json.dumps(METRICS))
         [m] = [m for m in changed["metrics"] if m["name"] == "orders_5m"]
@@ -506,12 +502,7 @@ class UnchangedWindow(harness.TestCase):
         self.assertGreaterEqual(self.epoch(again["from"]), self.watermarks()["orders_5m"][0] - 300, again)
 
     def test_a_payload_edited_in_place_needs_rescan_all(self):
-        end = harness.last_closed_minute()
-        start = end - datetime.timedelta(minutes=30)
-        load_events(self.db, start, minutes=30)
-        path = write_metrics(self, METRICS)
-        aggregate = self.service("aggregate", BIZPULSE_METRICS=path, BIZPULSE_AGG_LATENESS_S=self.LATENESS)
-        self.tick(aggregate)
+        start, end, aggregate = self.started(30)
         t = self.watermarks()["signups_de"][0] - 240
         edited = self.db.sql(f"""UPDATE business_events SET payload = payload || '{{"country": "DE"}}'
                                  WHERE event_type = 'registration_attempt' AND payload->>'country' <> 'DE'
@@ -522,8 +513,8 @@ class UnchangedWindow(harness.TestCase):
         self.tick(aggregate)
         self.assertNotEqual(mismatches(self.db, "signups_de", start, end), [])
         aggregate.stop()
-        full = self.service("aggregate", BIZPULSE_METRICS=path, BIZPULSE_AGG_LATENESS_S=self.LATENESS,
-                            BIZPULSE_AGG_RESCAN="all")
+        full = self.service("aggregate", BIZPULSE_METRICS=aggregate.env["BIZPULSE_METRICS"],
+                            BIZPULSE_AGG_LATENESS_S=self.LATENESS, BIZPULSE_AGG_RESCAN="all")
         got = self.tick(full)
         self.assertLessEqual(self.epoch(got["signups_de"]["from"]), t, got["signups_de"])
         assert_equals_oracle(self, start, end)
