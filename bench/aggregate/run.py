@@ -22,6 +22,7 @@ DAY = 86400
 SPAN = 7 * DAY
 GRACE = 10
 LATENESS = 300
+LATE_EVENTS = 10  # the late-arrivals run: ~1% of a minute's events, before each tick
 ONE_METRIC = "user_registration"
 
 OUT = None  # directory for the details (plans, per-statement figures, raw JSON)
@@ -403,6 +404,7 @@ class Steady:
     def __init__(self, res, vacuum=True):
         self.vacuum = vacuum
         self.first_reader = False
+        self.late = 0  # events arriving late (into the lateness window) before each tick
         self.rate = res["rows"] / SPAN
         self.filled = res["load_to"]
 
@@ -436,15 +438,19 @@ class Steady:
                                       AND e.event_timestamp >= to_timestamp(g.m)
                                       AND e.event_timestamp < to_timestamp(g.m + 60)) x)
                  FROM (VALUES {values}) v(name, types) WHERE w.metric_name = v.name;""")
+        if self.late:  # after the counts: late for the tick
+            psql(f"SELECT bench_insert(to_timestamp({cf}), to_timestamp({wm}), {self.late})")
         return e
 
 
-def steady(args, res, metrics, variant, mode, st, piddir, first_reader=False):
+def steady(args, res, metrics, variant, mode, st, piddir, first_reader=False, late=0):
     """Steady ticks; the floor is measured over each tick's own window and types just before
-    it (same rows, same state). first_reader: the tick is the first to read the new minute."""
+    it (same rows, same state). first_reader: the tick is the first to read the new minute.
+    late: events that arrive late, spread over the lateness window, before each tick."""
     names, types = metric_types(os.path.join(HERE, metrics))
-    key = f"tick_{len(names)}_{variant}_{mode}" + ("_first" if first_reader else "")
+    key = f"tick_{len(names)}_{variant}_{mode}" + ("_first" if first_reader else "") + ("_late" if late else "")
     st.first_reader = first_reader
+    st.late = late
     log(f"steady ticks, {len(names)} metric(s), {variant}, {mode}: {args.ticks} ticks after 3 warm-up")
     server = Server(args, metrics, variant, piddir) if mode == "http" else None
     env = agg_env(args, metrics, variant)
@@ -707,12 +713,14 @@ def report(args, res, machine):
                          f"{c['stored']:,} rows stored{'' if c['caught_up'] else '; NOT caught up'}", tgt))
     for n in (1, 20):
         for v in args.variants:
-            for mode in ("http", "cli", "http_first"):
+            for mode in ("http", "cli", "http_late", "http_first"):
                 t = res.get(f"tick_{n}_{v}_{mode}")
                 if not t:
                     continue
                 # the floor over each tick's own window, measured just before it (else: at load)
                 fl = t["floor_ms"] or res["floor_tick_one_ms" if n == 1 else "floor_tick_20_ms"]
+                if mode == "http_late":
+                    mode = f"http, {LATE_EVENTS} late events before each tick, spread over the lateness window"
                 if mode == "http_first":  # no floor over its rows: it would read them first
                     mode = "http, the tick first to read the new minute; floor: at load"
                 rows.append((f"BIZPULSE steady tick, {n} metric{'s' if n > 1 else ''} [{v}, {mode}]", fmt_ms(t["median_ms"]),
@@ -832,6 +840,7 @@ def main():
             steady(args, res, n, v, "http", st, args.piddir)
         steady(args, res, n, args.variants[0], "cli", st, args.piddir)
     explain_run(args, res, st)
+    steady(args, res, "metrics-20.json", args.variants[0], "http", st, args.piddir, late=LATE_EVENTS)
     steady(args, res, "metrics-20.json", args.variants[0], "http", st, args.piddir, first_reader=True)
     original(args, res)
     res["total_s"] = time.perf_counter() - t_start

@@ -6,14 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One index-only count per (type, minute) on (event_type, event_timestamp): each reads only
- * that type's entries of that minute, where one GROUP BY over the window would hash every
+/* One index-only count per wanted (type, minute) on (event_type, event_timestamp): each reads
+ * only that type's entries of that minute, where one GROUP BY over the window would hash every
  * event of every type. */
 static const bp_db_stmt_t counts_sql = {
     "bp_agg_counts",
-    "SELECT t.i, g.j, (SELECT count(*) FROM business_events e WHERE e.event_type = t.t"
-    "   AND e.event_timestamp >= to_timestamp(g.m) AND e.event_timestamp < to_timestamp(g.m + 60)) AS n"
-    " FROM unnest($1::text[]) WITH ORDINALITY AS t(t, i), unnest($2::bigint[]) WITH ORDINALITY AS g(m, j)",
+    "SELECT p.i, (SELECT count(*) FROM business_events e WHERE e.event_type = p.t"
+    "   AND e.event_timestamp >= to_timestamp(p.m) AND e.event_timestamp < to_timestamp(p.m + 60)) AS n"
+    " FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS p(t, m, i)",
     2};
 
 #define MINUTE 60
@@ -22,11 +22,19 @@ int bp_counts_want(bp_counts_t *c, const bp_metric_t *m, int64_t from, int64_t t
 {
     const char *types[2];
     size_t nt = bp_config_metric_types(m, types);
-    for (size_t i = 0; i < nt; i++) {
+    for (size_t i = 0; i < nt && from < to; i++) {
         uint32_t id;
-        bool added;
-        if (bp_strtab_intern(&c->types, types[i], strlen(types[i]), &id, &added) != 0)
+        if (bp_strtab_intern(&c->types, types[i], strlen(types[i]), &id, NULL) != 0)
             return bp_err_set(err, BP_ENOMEM, "out of memory");
+        if (c->num_wants == c->cap_wants) {
+            size_t cap = c->cap_wants ? 2 * c->cap_wants : 16;
+            bp_counts_want_t *p = realloc(c->wants, cap * sizeof(*p));
+            if (p == NULL)
+                return bp_err_set(err, BP_ENOMEM, "out of memory");
+            c->wants = p;
+            c->cap_wants = cap;
+        }
+        c->wants[c->num_wants++] = (bp_counts_want_t){id, from, to};
     }
     for (int64_t t = from; t < to; t += MINUTE) {
         if (c->num_minutes == c->cap_minutes) {
@@ -97,32 +105,56 @@ int bp_counts_measure(bp_db_t *db, bp_counts_t *c, bp_err_t *err)
     int rc = lay_out(c, -1, err); /* -1: not measured */
     if (rc != 0)
         return rc;
-    size_t k = c->num_minutes;
+    /* the wanted cells, each once: a metric's types over its own minutes, not every type over
+     * every minute (an hourly window beside 1-minute ones) */
+    size_t k = c->num_minutes, cells = (size_t)c->types.n * k, npairs = 0;
+    bool *listed = calloc(cells + 1, sizeof(bool));
+    size_t *cell_of = malloc((cells + 1) * sizeof(size_t));
+    const char **names = malloc((cells + 1) * sizeof(char *));
+    int64_t *mins = malloc((cells + 1) * sizeof(int64_t));
     bp_buf_t types, minutes;
-    bp_buf_init(&types, 1u << 20);
+    bp_buf_init(&types, 64u << 20);
     bp_buf_init(&minutes, 64u << 20);
-    rc = bp_db_append_text_array(&types, c->types.strs, c->types.n);
-    if (rc == 0)
-        rc = append_minutes(&minutes, c->minutes, k);
-    if (rc != 0) {
-        bp_buf_free(&types);
-        bp_buf_free(&minutes);
-        return bp_err_set(err, rc, "too many event types or minutes to count");
+    PGresult *res = NULL;
+    if (listed == NULL || cell_of == NULL || names == NULL || mins == NULL) {
+        rc = bp_err_set(err, BP_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t w = 0; w < c->num_wants; w++) {
+        const bp_counts_want_t *want = &c->wants[w];
+        for (int64_t t = want->from; t < want->to; t += MINUTE) {
+            const int64_t *at = bsearch(&t, c->minutes, k, sizeof(int64_t), cmp_i64);
+            size_t cell = (size_t)want->type * k + (size_t)(at - c->minutes);
+            if (listed[cell])
+                continue;
+            listed[cell] = true;
+            cell_of[npairs] = cell;
+            names[npairs] = bp_strtab_str(&c->types, want->type);
+            mins[npairs++] = t;
+        }
+    }
+    if ((rc = bp_db_append_text_array(&types, names, npairs)) != 0 ||
+        (rc = append_minutes(&minutes, mins, npairs)) != 0) {
+        rc = bp_err_set(err, rc, "too many event types or minutes to count");
+        goto out;
     }
     const char *p[] = {types.base, minutes.base};
-    PGresult *res = NULL;
-    rc = bp_db_query(db, &counts_sql, p, &res, err);
+    if ((rc = bp_db_query(db, &counts_sql, p, &res, err)) != 0)
+        goto out;
+    for (int r = 0; r < PQntuples(res); r++) {
+        long long i = bp_db_int(res, r, "i") - 1;
+        if (i >= 0 && (size_t)i < npairs)
+            c->n[cell_of[i]] = bp_db_int(res, r, "n");
+    }
+out:
+    PQclear(res);
     bp_buf_free(&types);
     bp_buf_free(&minutes);
-    if (rc != 0)
-        return rc;
-    for (int r = 0; r < PQntuples(res); r++) {
-        long long t = bp_db_int(res, r, "i") - 1, j = bp_db_int(res, r, "j") - 1;
-        if (t >= 0 && t < (long long)c->types.n && j >= 0 && (size_t)j < k)
-            c->n[(size_t)t * k + (size_t)j] = bp_db_int(res, r, "n");
-    }
-    PQclear(res);
-    return 0;
+    free(listed);
+    free(cell_of);
+    free(names);
+    free(mins);
+    return rc;
 }
 
 bool bp_counts_get(const bp_counts_t *c, const char *type, int64_t t, int64_t *out)
@@ -230,6 +262,7 @@ int bp_counts_parse(const char *lit, int64_t **out, size_t *len)
 
 void bp_counts_free(bp_counts_t *c)
 {
+    free(c->wants);
     bp_strtab_free(&c->types);
     free(c->minutes);
     free(c->n);

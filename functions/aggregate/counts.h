@@ -37,7 +37,14 @@
 #include "err.h"
 #include "table.h"
 
+typedef struct st_bp_counts_want_t {
+    uint32_t type;    /* id in types */
+    int64_t from, to; /* minutes [from, to) */
+} bp_counts_want_t;
+
 typedef struct st_bp_counts_t {
+    bp_counts_want_t *wants; /* what bp_counts_measure counts */
+    size_t num_wants, cap_wants;
     bp_strtab_t types; /* the types counted */
     int64_t *minutes;  /* wanted, then (after _measure or _zero) sorted and distinct */
     size_t num_minutes, cap_minutes;
