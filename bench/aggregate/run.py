@@ -264,7 +264,7 @@ def reset_state():
 KINDS = [
     ("scan", "SELECT e.event_type, e.event_timestamp%"),
     # counts.h: per-minute counts that let a tick skip the unchanged part of its lateness window
-    ("counts", "SELECT t.i, g.j, (SELECT count(*)%"),
+    ("counts", "SELECT p.i, (SELECT count(*) FROM business_events%"),
     # pg_stat_statements shows constants as $n: extract($5 FROM ...)
     ("stored-read", "SELECT k.i, extract(%"),
     ("write upsert", "INSERT INTO aggregated_metrics%"),
