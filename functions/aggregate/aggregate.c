@@ -136,13 +136,6 @@ typedef struct {
     bool counted;
 } window_t;
 
-static void fnv(uint64_t *h, const char *s)
-{
-    for (; *s; s++)
-        *h = (*h ^ (unsigned char)*s) * 1099511628211ULL;
-    *h = (*h ^ 0xff) * 1099511628211ULL;
-}
-
 static int append_range(window_t *win, int64_t from, int64_t to)
 {
     char f[BP_TIME_STRLEN], t[BP_TIME_STRLEN];
@@ -150,12 +143,6 @@ static int append_range(window_t *win, int64_t from, int64_t to)
         return 0;
     return bp_buf_appendf(&win->revised, "%s{\"from\":\"%s\",\"to\":\"%s\"}", win->revised.len ? "," : "",
                           bp_time_format(from, f), bp_time_format(to, t));
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
 }
 
 /* The aggregated event of a metric's window into ev; id (BP_EVENT_ID_MAX bytes) and data are
@@ -195,14 +182,6 @@ static int build_event(const char *source, const bp_metric_t *m, const window_t 
     return 0;
 }
 
-static int append_ints(bp_buf_t *b, const int64_t *v, size_t n)
-{
-    int rc = bp_buf_append(b, "{", 1);
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = bp_buf_appendf(b, "%s%" PRId64, i ? "," : "", v[i]);
-    return rc ? rc : bp_buf_append(b, "}", 1);
-}
-
 /* What changed in a metric's window: how many points, from when, which intervals were revised
  * (older than the previous watermark: late events), the content hash, and the dimension
  * series that had events (*seen points into the scan's strings). */
@@ -239,15 +218,15 @@ static int digest(window_t *win, const bp_scan_metric_t *sm, const bp_metric_poi
         if (ts < revised_before)
             rev[nrev++] = ts;
         uint64_t h = 1469598103934665603ULL;
-        fnv(&h, s_ts);
-        fnv(&h, series);
-        fnv(&h, s_v);
+        bp_fnv_str(&h, s_ts);
+        bp_fnv_str(&h, series);
+        bp_fnv_str(&h, s_v);
         win->hash += h;
         if (series[0] != '\0' && p->events != 0)
             (*seen)[(*num_seen)++] = series;
     }
     /* Contiguous runs of revised intervals become ranges. */
-    qsort(rev, nrev, sizeof(int64_t), cmp_i64);
+    qsort(rev, nrev, sizeof(int64_t), bp_cmp_i64);
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < nrev;) {
         size_t j = i;
@@ -874,9 +853,10 @@ static int tick_round(bp_worker_t *w, track_t *ts, size_t n, const bp_agg_option
     }
     if (nw > 0) {
         if ((rc = bp_db_append_text_array(&wm_names, names, nw)) != 0 ||
-            (rc = append_ints(&wm_values, col, nw)) != 0 || (rc = append_ints(&wm_cfrom, wm_from, nw)) != 0 ||
+            (rc = bp_db_append_int8_array(&wm_values, col, nw)) != 0 ||
+            (rc = bp_db_append_int8_array(&wm_cfrom, wm_from, nw)) != 0 ||
             (rc = bp_db_append_text_array(&wm_clits, clits, nw)) != 0 ||
-            (rc = append_ints(&wm_keys, wm_key, nw)) != 0) {
+            (rc = bp_db_append_int8_array(&wm_keys, wm_key, nw)) != 0) {
             rc = bp_err_set(err, rc, "too many metrics");
             goto fail;
         }

@@ -50,24 +50,10 @@ int bp_counts_want(bp_counts_t *c, const bp_metric_t *m, int64_t from, int64_t t
     return 0;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-static int append_minutes(bp_buf_t *out, const int64_t *v, size_t n)
-{
-    int rc = bp_buf_append(out, "{", 1);
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = bp_buf_appendf(out, "%s%" PRId64, i ? "," : "", v[i]);
-    return rc ? rc : bp_buf_append(out, "}", 1);
-}
-
 /* Sorts the wanted minutes, drops repeats and sets every cell to v. */
 static int lay_out(bp_counts_t *c, int64_t v, bp_err_t *err)
 {
-    qsort(c->minutes, c->num_minutes, sizeof(int64_t), cmp_i64);
+    qsort(c->minutes, c->num_minutes, sizeof(int64_t), bp_cmp_i64);
     size_t k = 0;
     for (size_t i = 0; i < c->num_minutes; i++)
         if (k == 0 || c->minutes[i] != c->minutes[k - 1])
@@ -92,7 +78,7 @@ void bp_counts_add(bp_counts_t *c, const char *type, size_t len, int64_t t)
     int64_t minute = t - (t % MINUTE + MINUTE) % MINUTE;
     if (c->num_minutes == 0 || minute < c->minutes[0] || minute > c->minutes[c->num_minutes - 1])
         return;
-    const int64_t *at = bsearch(&minute, c->minutes, c->num_minutes, sizeof(int64_t), cmp_i64);
+    const int64_t *at = bsearch(&minute, c->minutes, c->num_minutes, sizeof(int64_t), bp_cmp_i64);
     int64_t id = at != NULL ? bp_strtab_find(&c->types, type, len) : -1;
     if (id >= 0)
         c->n[(size_t)id * c->num_minutes + (size_t)(at - c->minutes)]++;
@@ -123,7 +109,7 @@ int bp_counts_measure(bp_db_t *db, bp_counts_t *c, bp_err_t *err)
     for (size_t w = 0; w < c->num_wants; w++) {
         const bp_counts_want_t *want = &c->wants[w];
         for (int64_t t = want->from; t < want->to; t += MINUTE) {
-            const int64_t *at = bsearch(&t, c->minutes, k, sizeof(int64_t), cmp_i64);
+            const int64_t *at = bsearch(&t, c->minutes, k, sizeof(int64_t), bp_cmp_i64);
             size_t cell = (size_t)want->type * k + (size_t)(at - c->minutes);
             if (listed[cell])
                 continue;
@@ -134,7 +120,7 @@ int bp_counts_measure(bp_db_t *db, bp_counts_t *c, bp_err_t *err)
         }
     }
     if ((rc = bp_db_append_text_array(&types, names, npairs)) != 0 ||
-        (rc = append_minutes(&minutes, mins, npairs)) != 0) {
+        (rc = bp_db_append_int8_array(&minutes, mins, npairs)) != 0) {
         rc = bp_err_set(err, rc, "too many event types or minutes to count");
         goto out;
     }
@@ -161,7 +147,7 @@ bool bp_counts_get(const bp_counts_t *c, const char *type, int64_t t, int64_t *o
 {
     if (c == NULL || c->n == NULL)
         return false;
-    const int64_t *at = bsearch(&t, c->minutes, c->num_minutes, sizeof(int64_t), cmp_i64);
+    const int64_t *at = bsearch(&t, c->minutes, c->num_minutes, sizeof(int64_t), bp_cmp_i64);
     int64_t id = at != NULL ? bp_strtab_find(&c->types, type, strlen(type)) : -1;
     if (id < 0 || c->n[(size_t)id * c->num_minutes + (size_t)(at - c->minutes)] < 0)
         return false;
@@ -195,27 +181,20 @@ int bp_counts_literal(const bp_counts_t *before, const bp_counts_t *after, int64
     return rc;
 }
 
-static void fnv(uint64_t *h, const char *s)
-{
-    for (; s != NULL && *s; s++)
-        *h = (*h ^ (unsigned char)*s) * 1099511628211ULL;
-    *h = (*h ^ (s == NULL ? 0xfe : 0xff)) * 1099511628211ULL; /* NULL and "" differ */
-}
-
 int64_t bp_counts_key(const bp_metric_t *m)
 {
-    uint64_t h = 14695981039346656037ULL;
+    uint64_t h = BP_FNV_BASIS;
     char nums[64];
     snprintf(nums, sizeof(nums), "%d/%d/%d", (int)m->kind, m->interval_s, m->max_series);
-    fnv(&h, nums);
+    bp_fnv_str(&h, nums);
     const bp_event_sel_t *sels[] = {&m->sel, &m->num, &m->den};
     for (size_t i = 0; i < 3; i++) {
-        fnv(&h, sels[i]->event_type);
-        fnv(&h, sels[i]->filter_json);
+        bp_fnv_str(&h, sels[i]->event_type);
+        bp_fnv_str(&h, sels[i]->filter_json);
     }
-    fnv(&h, m->field);
+    bp_fnv_str(&h, m->field);
     for (size_t i = 0; i < m->num_dimensions; i++)
-        fnv(&h, m->dimensions[i]);
+        bp_fnv_str(&h, m->dimensions[i]);
     return (int64_t)(h >> 1); /* a bigint, never negative */
 }
 

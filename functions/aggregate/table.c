@@ -15,6 +15,19 @@ static uint64_t hash_bytes(const char *s, size_t len)
     return h ^ (h >> 29);
 }
 
+void bp_fnv_str(uint64_t *h, const char *s)
+{
+    for (; s != NULL && *s; s++)
+        *h = (*h ^ (unsigned char)*s) * 1099511628211ULL;
+    *h = (*h ^ (s == NULL ? 0xfe : 0xff)) * 1099511628211ULL;
+}
+
+int bp_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
 static uint64_t mix64(uint64_t x)
 {
     x ^= x >> 33;

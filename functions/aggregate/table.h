@@ -61,4 +61,13 @@ void bp_u64map_reset(bp_u64map_t *m);
 
 void bp_u64map_free(bp_u64map_t *m);
 
+/* Folds s into the FNV-1a hash *h (FNV's start is BP_FNV_BASIS), then a terminator, so that
+ * ("ab", "c") and ("a", "bc") differ; NULL folds in another terminator than "". Stable across
+ * builds: event ids are derived from it. */
+#define BP_FNV_BASIS 14695981039346656037ULL
+void bp_fnv_str(uint64_t *h, const char *s);
+
+/* Orders int64_t values, for qsort and bsearch. */
+int bp_cmp_i64(const void *a, const void *b);
+
 #endif

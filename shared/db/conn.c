@@ -1,6 +1,7 @@
 #include "db/conn.h"
 
 #include <assert.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -398,6 +399,14 @@ bool bp_db_bool(const PGresult *res, int row, const char *name)
 {
     const char *v = bp_db_text(res, row, name);
     return v != NULL && v[0] == 't';
+}
+
+int bp_db_append_int8_array(bp_buf_t *out, const int64_t *v, size_t n)
+{
+    int rc = bp_buf_append(out, "{", 1);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = bp_buf_appendf(out, "%s%" PRId64, i ? "," : "", v[i]);
+    return rc ? rc : bp_buf_append(out, "}", 1);
 }
 
 int bp_db_append_text_array(bp_buf_t *out, const char *const *items, size_t n)

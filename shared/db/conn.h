@@ -108,6 +108,9 @@ unsigned bp_db_connects(const bp_db_t *db);
 struct st_bp_buf_t;
 int bp_db_append_text_array(struct st_bp_buf_t *out, const char *const *items, size_t n);
 
+/* Appends a bigint[] literal of the n values ("{1,-2,3}"), likewise ("$1::bigint[]"). */
+int bp_db_append_int8_array(struct st_bp_buf_t *out, const int64_t *v, size_t n);
+
 /* Helpers to read a result by column name (PQfnumber), as STYLE §6 asks. A missing column is
  * a programming error (asserted). */
 bool bp_db_isnull(const PGresult *res, int row, const char *col);
